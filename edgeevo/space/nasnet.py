@@ -17,12 +17,14 @@ This module is plain data and the standard library only: building the torch modu
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
 import json
 import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edgeevo.errors import GenotypeError, OutOfSpaceError
+from edgeevo.errors import ConfigError, GenotypeError, OutOfSpaceError
 
 # AmoebaNet's op set, in the order of the paper's figure.
 OPS: tuple[str, ...] = (
@@ -36,8 +38,8 @@ OPS: tuple[str, ...] = (
     "dil_sep_conv_3x3",
 )
 
-CELLS: tuple[str, str] = ("normal", "reduce")
 CellName = Literal["normal", "reduce"]
+CELLS: tuple[CellName, CellName] = ("normal", "reduce")
 MutationKind = Literal["hidden_state", "op"]
 
 
@@ -94,6 +96,11 @@ class Genotype:
                 "genotype must be a JSON object with keys 'normal' and 'reduce', "
                 f"got {type(doc).__name__}"
             )
+        unknown = sorted(set(doc) - {"space", *CELLS})
+        if unknown:
+            raise GenotypeError(
+                f"unknown key {unknown[0]!r} in genotype; expected 'space', 'normal', 'reduce'"
+            )
         space = doc.get("space", "nasnet")
         if space != "nasnet":
             raise GenotypeError(f"genotype space {space!r} is not 'nasnet'")
@@ -135,39 +142,46 @@ def _parse_cell(name: str, raw: Any) -> Cell:
                 )
         for op in ops:
             if op not in OPS:
-                raise GenotypeError(
-                    f"unknown op {op!r} in {where}; known ops: {', '.join(OPS)}"
-                )
+                raise GenotypeError(f"unknown op {op!r} in {where}; known ops: {', '.join(OPS)}")
         blocks.append(Block(inputs=inputs, ops=ops))
     return tuple(blocks)
 
 
 @functools.lru_cache(maxsize=65536)
 def _canonical_cell(cell: Cell) -> str:
-    """The smallest encoding of ``cell`` over all dependency-respecting block orders."""
-    deps = [{s - 2 for s in block.inputs if s >= 2} for block in cell]
+    """The smallest encoding of ``cell`` over the block orders that cannot be told apart.
+
+    Each block gets a structural signature, computed bottom-up from its ops and the signatures of
+    what it reads, that renumbering cannot change. Sorting by (depth, signature) is an order in
+    which every block comes after the blocks it reads; only blocks with equal depth and signature
+    (twins) can still be swapped, so only those permutations are tried. Twins are rare, so this
+    is one encoding in the common case instead of one per dependency-respecting order.
+    """
+    depth: dict[int, int] = {0: 0, 1: 0}
+    signature: dict[int, str] = {0: "h0", 1: "h1"}
+    for i, block in enumerate(cell):
+        state = 2 + i
+        depth[state] = 1 + max(depth[s] for s in block.inputs)
+        halves = sorted(f"{op}({signature[s]})" for s, op in zip(block.inputs, block.ops))
+        digest = hashlib.blake2b("+".join(halves).encode(), digest_size=12).hexdigest()
+        signature[state] = digest
+
+    # Blocks grouped into runs of twins, the runs in (depth, signature) order.
+    ranked = sorted(range(len(cell)), key=lambda b: (depth[2 + b], signature[2 + b]))
+    groups = [
+        list(group)
+        for _, group in itertools.groupby(ranked, key=lambda b: (depth[2 + b], signature[2 + b]))
+    ]
     best: tuple[tuple[tuple[int, str], ...], ...] | None = None
-
-    def visit(order: list[int], placed: set[int]) -> None:
-        nonlocal best
-        if len(order) == len(cell):
-            relabel = {0: 0, 1: 1, **{2 + block: 2 + i for i, block in enumerate(order)}}
-            encoded = tuple(
-                tuple(sorted((relabel[s], op) for s, op in zip(cell[b].inputs, cell[b].ops)))
-                for b in order
-            )
-            if best is None or encoded < best:
-                best = encoded
-            return
-        for b in range(len(cell)):
-            if b not in placed and deps[b] <= placed:
-                order.append(b)
-                placed.add(b)
-                visit(order, placed)
-                placed.discard(b)
-                order.pop()
-
-    visit([], set())
+    for arrangement in itertools.product(*(itertools.permutations(g) for g in groups)):
+        order = [b for group in arrangement for b in group]
+        relabel = {0: 0, 1: 1, **{2 + block: 2 + i for i, block in enumerate(order)}}
+        encoded = tuple(
+            tuple(sorted((relabel[s], op) for s, op in zip(cell[b].inputs, cell[b].ops)))
+            for b in order
+        )
+        if best is None or encoded < best:
+            best = encoded
     assert best is not None
     return ";".join("+".join(f"{op}~{s}" for s, op in block) for block in best)
 
@@ -196,14 +210,20 @@ class NasnetSpace:
     ops: tuple[str, ...] = OPS
 
     def __post_init__(self) -> None:
-        if self.blocks < 1:
-            raise OutOfSpaceError(f"a cell needs at least 1 block, got blocks={self.blocks}")
+        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:
+            raise ConfigError(f"blocks = {self.blocks!r}; expected a whole number of at least 1")
+        if not isinstance(self.ops, tuple):
+            raise ConfigError(f"ops = {self.ops!r}; expected a tuple of op names")
         unknown = [op for op in self.ops if op not in OPS]
         if unknown:
-            raise GenotypeError(f"unknown op {unknown[0]!r}; known ops: {', '.join(OPS)}")
-        if len(set(self.ops)) < 2:
-            raise OutOfSpaceError(
-                f"the space needs at least 2 distinct ops for op mutations, got {list(self.ops)}"
+            raise ConfigError(f"unknown op {unknown[0]!r}; known ops: {', '.join(OPS)}")
+        repeated = sorted({op for op in self.ops if self.ops.count(op) > 1})
+        if repeated:
+            raise ConfigError(f"ops lists {repeated[0]!r} more than once; list each op once")
+        if len(self.ops) < 2:
+            raise ConfigError(
+                f"ops = {list(self.ops)}; expected at least 2 ops (an op mutation replaces one "
+                "op by another)"
             )
 
     def signature(self) -> str:
@@ -225,7 +245,7 @@ class NasnetSpace:
         return Genotype(normal=cell(), reduce=cell())
 
     def validate(self, genotype: Genotype) -> None:
-        """OutOfSpaceError when a well-formed genotype is not in this space."""
+        """GenotypeError when malformed, OutOfSpaceError when well formed but not in this space."""
         for name in CELLS:
             cell = genotype.cell(name)
             if len(cell) != self.blocks:
@@ -233,6 +253,14 @@ class NasnetSpace:
                     f"{name} cell has {len(cell)} blocks; this space has {self.blocks}"
                 )
             for i, block in enumerate(cell):
+                for state in block.inputs:
+                    if isinstance(state, bool) or not isinstance(state, int):
+                        raise GenotypeError(f"{name} block {i} reads input {state!r}")
+                    if not 0 <= state < i + 2:
+                        raise GenotypeError(
+                            f"{name} block {i} reads input {state}; a block at position {i} "
+                            f"reads 0..{i + 1} (0 and 1: the two previous cells, 2+j: block j)"
+                        )
                 for op in block.ops:
                     if op not in self.ops:
                         raise OutOfSpaceError(

@@ -1,0 +1,32 @@
+# Each target sets up what it needs from a fresh clone: a virtual environment with edgeevo in it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_CONFIG ?= examples/quickstart.toml
+DEMO_STATE ?= runs/quickstart/state.db
+
+.PHONY: demo test lint clean-demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgeevo serve --config $(DEMO_CONFIG)
+	$(BIN)/edgeevo pareto --state $(DEMO_STATE) \
+		--csv runs/quickstart/front.csv --json runs/quickstart/front.json
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean-demo:
+	rm -rf runs/quickstart

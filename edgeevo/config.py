@@ -1,0 +1,279 @@
+"""The search config: one TOML file, every key with a default but the data and the target.
+
+Relative paths in the config (data root, profile, state) are taken from the current directory,
+as a shell would. ``EDGEEVO_DATA_ROOT`` in the environment overrides ``[data] root``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeevo.errors import ConfigError
+from edgeevo.space import OPS
+
+DATA_ROOT_ENV = "EDGEEVO_DATA_ROOT"
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    space: str = "nasnet"
+    strategy: str = "aging"
+    population: int = 100  # P: members alive at once
+    sample: int = 25  # S: tournament size
+    budget: int = 1000  # candidates evaluated in all (the paper's cycles plus the first P)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SpaceSection:
+    blocks: int = 5
+    ops: list[str] = field(default_factory=lambda: list(OPS))
+
+
+@dataclass(frozen=True)
+class NetworkSection:
+    cells: int = 2  # N normal cells per stage
+    filters: int = 16  # F at the first stage
+    resolution: int = 32
+    classes: int = 10
+
+
+@dataclass(frozen=True)
+class DataSection:
+    dataset: str = "cifar10"
+    root: str = "~/.cache/edgeevo/data"
+    download: bool = True
+    # torchvision's per-file MD5 check: right for official copies, wrong for rebuilt ones.
+    verify: bool = False
+    train: int = 45000
+    valid: int = 5000
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: int = 4
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+
+
+@dataclass(frozen=True)
+class DeviceSection:
+    profile: str = ""  # empty: time on this machine with the thread settings below
+    latency: str = "measure"
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    warmup: int = 10
+    repeats: int = 50
+
+
+@dataclass(frozen=True)
+class WorkersSection:
+    count: int = 1
+    threads: int = 2  # torch threads per worker on CPU
+
+
+@dataclass(frozen=True)
+class StateSection:
+    path: str = "runs/search/state.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    search: SearchSection = field(default_factory=SearchSection)
+    space: SpaceSection = field(default_factory=SpaceSection)
+    network: NetworkSection = field(default_factory=NetworkSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    objectives: dict[str, str] = field(
+        default_factory=lambda: {"accuracy": "max", "latency_ms": "min", "flops": "min"}
+    )
+    limits: dict[str, float] = field(default_factory=dict)
+    device: DeviceSection = field(default_factory=DeviceSection)
+    workers: WorkersSection = field(default_factory=WorkersSection)
+    state: StateSection = field(default_factory=StateSection)
+    source: str = "<defaults>"
+
+    @property
+    def data_root(self) -> Path:
+        """The data root after the environment override, with ``~`` expanded."""
+        return Path(os.environ.get(DATA_ROOT_ENV) or self.data.root).expanduser()
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state.path).expanduser()
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc.pop("source")
+        return doc
+
+
+# Lower bounds of the numeric keys: a value below is rejected with the bound in the message.
+_MINIMUM: dict[str, float] = {
+    "search.population": 2,
+    "search.sample": 1,
+    "search.budget": 1,
+    "space.blocks": 1,
+    "network.cells": 1,
+    "network.filters": 1,
+    "network.resolution": 8,
+    "network.classes": 2,
+    "data.train": 1,
+    "data.valid": 1,
+    "train.epochs": 1,
+    "train.batch_size": 1,
+    "train.learning_rate": 0.0,
+    "train.momentum": 0.0,
+    "train.weight_decay": 0.0,
+    "train.grad_clip": 0.0,
+    "device.intra_op_threads": 1,
+    "device.inter_op_threads": 1,
+    "device.warmup": 0,
+    "device.repeats": 1,
+    "workers.count": 1,
+    "workers.threads": 1,
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "search.space": ("nasnet",),
+    "search.strategy": ("aging", "random"),
+    "data.dataset": ("cifar10",),
+    "device.latency": ("measure",),
+}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a config file; ConfigError names the file, the key and what is accepted."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+    return parse_config(doc, source=str(path))
+
+
+def parse_config(doc: dict[str, Any], *, source: str = "<config>") -> Config:
+    sections: dict[str, Any] = {}
+    known = [f.name for f in dataclasses.fields(Config) if f.name != "source"]
+    for name, raw in doc.items():
+        if name not in known:
+            raise ConfigError(
+                f"{source}: unknown section [{name}]; known sections: {', '.join(known)}"
+            )
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {raw!r}")
+    for f in dataclasses.fields(Config):
+        if f.name == "source" or f.name not in doc:
+            continue
+        raw = doc[f.name]
+        if f.name == "objectives":
+            sections[f.name] = _parse_mapping(source, f.name, raw, str)
+        elif f.name == "limits":
+            sections[f.name] = _parse_mapping(source, f.name, raw, float)
+        else:
+            section_type = typing.get_type_hints(Config)[f.name]
+            sections[f.name] = _parse_section(source, f.name, section_type, raw)
+    config = Config(**sections, source=source)
+    _check_relations(config)
+    return config
+
+
+def _parse_mapping(source: str, section: str, raw: dict[str, Any], kind: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{source}: [{section}] {key} = {value!r}; expected a number")
+        if kind is str and not isinstance(value, str):
+            raise ConfigError(f"{source}: [{section}] {key} = {value!r}; expected a string")
+        out[key] = kind(value)
+    return out
+
+
+def _parse_section(source: str, section: str, cls: type, raw: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{section}.{key}"
+        if key not in names:
+            raise ConfigError(
+                f"{source}: unknown key {key!r} in [{section}]; known keys: {', '.join(names)}"
+            )
+        values[key] = _check_value(source, where, hints[key], value)
+    return cls(**values)
+
+
+def _check_value(source: str, where: str, hint: Any, value: Any) -> Any:
+    section, key = where.split(".")
+    shown = f"{source}: [{section}] {key} = {value!r}"
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{shown}; expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{shown}; expected a whole number")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{shown}; expected a number")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{shown}; expected a string")
+        choices = _CHOICES.get(where)
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{shown}; expected one of: {', '.join(choices)}")
+    elif typing.get_origin(hint) is list or isinstance(hint, types.GenericAlias):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{shown}; expected a list of strings")
+        value = list(value)
+    minimum = _MINIMUM.get(where)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{shown}; expected at least {minimum:g}")
+    return value
+
+
+def _check_relations(config: Config) -> None:
+    src = config.source
+    search = config.search
+    if search.sample > search.population:
+        raise ConfigError(
+            f"{src}: [search] sample = {search.sample} is larger than population = "
+            f"{search.population}; the tournament samples from the population"
+        )
+    unknown = [op for op in config.space.ops if op not in OPS]
+    if unknown:
+        raise ConfigError(
+            f"{src}: [space] ops holds unknown op {unknown[0]!r}; known ops: {', '.join(OPS)}"
+        )
+    if len(set(config.space.ops)) < 2:
+        raise ConfigError(
+            f"{src}: [space] ops = {config.space.ops!r}; expected at least 2 distinct ops "
+            "(an op mutation replaces one op by another)"
+        )
+    if config.data.dataset == "cifar10" and config.network.classes != 10:
+        raise ConfigError(
+            f"{src}: [network] classes = {config.network.classes}; CIFAR-10 has 10 classes"
+        )
+    if config.data.valid > 5000 or config.data.train > 45000:
+        raise ConfigError(
+            f"{src}: [data] train = {config.data.train}, valid = {config.data.valid}; the fixed "
+            "split of the 50,000 training images holds at most 45000 and 5000"
+        )

@@ -1,0 +1,296 @@
+"""``edgeevo serve``: the search loop.
+
+It loads everything that can be wrong (config, profile, data) before it touches the state file,
+takes an exclusive lock on the state, rebuilds the strategy from the stored history, evaluates
+the candidates a previous run left unfinished, then asks the strategy for children until the
+budget is spent. Each completed candidate is stored in one transaction before the strategy hears
+of it, so a restart at any moment continues where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edgeevo.config import Config
+from edgeevo.errors import StateError
+from edgeevo.fitness import Limits, Objectives
+from edgeevo.result import Result
+from edgeevo.space import NasnetSpace
+from edgeevo.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def candidate_seed(search_seed: int, candidate_id: int) -> int:
+    """The seed of one candidate's weights and training, fixed by the search seed and its id."""
+    return random.Random(f"{search_seed}/candidate/{candidate_id}").getrandbits(31)
+
+
+def experiment_identity(config: Config, space: NasnetSpace) -> dict[str, Any]:
+    """What a stored result's meaning depends on. A state file refuses a config that changes it;
+    the budget, population, sample size and workers may change between runs."""
+    return {
+        "space": space.signature(),
+        "network": dataclasses.asdict(config.network),
+        "data": {
+            key: value
+            for key, value in dataclasses.asdict(config.data).items()
+            if key not in ("root", "download", "verify")
+        },
+        "train": dataclasses.asdict(config.train),
+        "objectives": config.objectives,
+        "limits": config.limits,
+        "device": dataclasses.asdict(config.device),
+    }
+
+
+@contextlib.contextmanager
+def state_lock(state_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the state file; a second daemon is refused at once."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = state_path.with_name(state_path.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise StateError(
+                f"state file {str(state_path)!r} is in use by another edgeevo serve "
+                f"(pid {holder}); stop it first or give this search its own [state] path"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class StopRequest:
+    """Signal handlers only record the signal; the loop reads it and acts."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.signal = signum
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+
+def describe(result: Result) -> str:
+    """One log line's worth of a finished candidate."""
+    parts = [result.status]
+    if result.accuracy is not None:
+        parts.append(f"accuracy {100 * result.accuracy:.2f}%")
+    if result.latency_ms is not None:
+        parts.append(f"latency {result.latency_ms:.3f} ms ({result.latency_source} median)")
+    if result.flops is not None:
+        parts.append(f"{result.flops / 1e6:.2f} MFLOPs (multiply-add = 1)")
+    if result.params is not None:
+        parts.append(f"{result.params / 1e3:.1f}k params")
+    if result.train_seconds is not None:
+        parts.append(f"trained {result.train_seconds:.1f} s")
+    if result.violations:
+        parts.append("over limit: " + "; ".join(result.violations))
+    if result.uncounted_ops:
+        parts.append("ops not counted in FLOPs: " + ", ".join(sorted(result.uncounted_ops)))
+    if result.error:
+        parts.append(f"error: {result.error}")
+    origin = (
+        f"child of [{result.parent_id}] by {result.mutation}"
+        if result.parent_id is not None
+        else "random"
+    )
+    return f"{', '.join(parts)}; {origin}"
+
+
+def serve(config: Config) -> int:
+    """Run the search in ``config`` to its budget; returns the process exit code."""
+    from edgeevo.search import create_strategy
+
+    space = NasnetSpace(blocks=config.space.blocks, ops=tuple(config.space.ops))
+    objectives = Objectives.from_config(config.objectives)
+    limits = Limits.from_config(config.limits)
+    evaluator = _create_evaluator(config, limits)
+    identity = experiment_identity(config, space)
+    state_path = config.state_path
+
+    stop = StopRequest()
+    stop.install()
+    with state_lock(state_path), _open_state(state_path, identity, config) as store:
+        strategy = create_strategy(
+            config.search.strategy,
+            space,
+            objectives,
+            limits,
+            population=config.search.population,
+            sample=config.search.sample,
+            seed=config.search.seed,
+        )
+        history = store.completed()
+        for result in history:
+            strategy.tell(result)
+        pending = store.pending()
+        budget = config.search.budget
+        logger.info(
+            "search %s: %d of %d candidates complete, %d to resume; population %d, sample %d",
+            state_path,
+            len(history),
+            budget,
+            len(pending),
+            config.search.population,
+            config.search.sample,
+        )
+        store.log_event("start", f"pid {os.getpid()}")
+
+        from edgeevo.workers import InlineExecutor
+
+        executor = InlineExecutor(evaluator)
+        started = time.monotonic()
+        done_here = 0
+        try:
+            while not stop.requested:
+                # Keep every worker busy: unfinished candidates first, then new children.
+                while len(executor.in_flight()) < executor.capacity:
+                    if pending:
+                        item = pending.pop(0)
+                        logger.info("[%d] resumed", item.candidate_id)
+                        executor.submit(item.candidate_id, item.proposal, item.seed)
+                    elif store.next_id() <= budget:
+                        candidate_id = store.next_id()
+                        proposal = strategy.ask(candidate_id)
+                        seed = candidate_seed(config.search.seed, candidate_id)
+                        store.add_candidate(candidate_id, proposal, seed)
+                        executor.submit(candidate_id, proposal, seed)
+                    else:
+                        break
+                if not executor.in_flight():
+                    break
+                result = executor.wait()
+                store.complete(result)
+                strategy.tell(result)
+                done_here += 1
+                log = logger.warning if result.status == "failed" else logger.info
+                log("[%d] %s", result.candidate_id, describe(result))
+        finally:
+            unfinished = executor.in_flight()
+            if unfinished:
+                store.mark_interrupted(unfinished)
+            executor.close()
+
+        if stop.requested:
+            logger.info(
+                "received %s: stopped handing out candidates; %d complete, exiting",
+                signal.Signals(stop.signal or signal.SIGTERM).name,
+                store.count_by_status().get("ok", 0),
+            )
+            store.log_event("stop", signal.Signals(stop.signal or signal.SIGTERM).name)
+            return 0
+        elapsed = time.monotonic() - started
+        counts = store.count_by_status()
+        logger.info(
+            "search complete: %d candidates (%s) in %s, %d evaluated by this run in %.0f s",
+            store.count(),
+            ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+            state_path,
+            done_here,
+            elapsed,
+        )
+        store.log_event("finish", f"{done_here} evaluated in {elapsed:.0f} s")
+    return 0
+
+
+@contextlib.contextmanager
+def _open_state(path: Path, identity: dict[str, Any], config: Config) -> Iterator[Store]:
+    if path.exists():
+        store = Store.open(path)
+        stored = store.meta("identity")
+        if stored != identity:
+            changed = sorted(key for key in identity if identity[key] != (stored or {}).get(key))
+            store.close()
+            raise StateError(
+                f"state file {str(path)!r} belongs to a search with other "
+                f"{', '.join(changed) or 'settings'}; keep those settings to continue it, or "
+                "give the new search its own [state] path"
+            )
+    else:
+        store = Store.create(path, {"identity": identity, "config": config.to_json()})
+    try:
+        store.set_meta("config", config.to_json())
+        yield store
+    finally:
+        store.close()
+
+
+def _create_evaluator(config: Config, limits: Limits):
+    """Everything a worker needs, loaded and checked before any state is written."""
+    import torch
+
+    from edgeevo.data import load_cifar10_split
+    from edgeevo.evaluate import Evaluator, LatencySettings, NetworkShape
+    from edgeevo.hardware.latency import RuntimeSettings
+    from edgeevo.train import TrainSettings, select_device
+
+    device_config = config.device
+    if device_config.profile:
+        from edgeevo.hardware.profile import load_profile
+
+        profile = load_profile(Path(device_config.profile).expanduser())
+        runtime = profile.runtime
+        profile_name = profile.name
+    else:
+        runtime = RuntimeSettings(
+            intra_op_threads=device_config.intra_op_threads,
+            inter_op_threads=device_config.inter_op_threads,
+        )
+        profile_name = "local"
+    latency = LatencySettings(
+        runtime=runtime,
+        profile=profile_name,
+        warmup=device_config.warmup,
+        repeats=device_config.repeats,
+    )
+
+    device = select_device()
+    if device.type == "cpu":
+        torch.set_num_threads(config.workers.threads)
+    logger.info("training on %s; latency timed with %s settings", device, profile_name)
+
+    data = config.data
+    split = load_cifar10_split(
+        config.data_root,
+        train=data.train,
+        valid=data.valid,
+        seed=data.split_seed,
+        resolution=config.network.resolution,
+        download=data.download,
+        verify=data.verify,
+    )
+    shape = NetworkShape(
+        cells=config.network.cells,
+        filters=config.network.filters,
+        resolution=config.network.resolution,
+        classes=config.network.classes,
+    )
+    train = TrainSettings(**dataclasses.asdict(config.train))
+    return Evaluator(split, shape, train, latency, limits, device)

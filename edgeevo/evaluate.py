@@ -1,0 +1,122 @@
+"""What a worker does with one candidate: cheap costs first, then training if within limits.
+
+    genotype -> network -> params and FLOPs (fvcore) -> ONNX export, checked against PyTorch
+        -> latency (ONNX Runtime, profile's settings) -> limits met? -> proxy training -> Result
+
+A candidate that breaks a hard limit is recorded as infeasible without being trained. Any error
+while evaluating a candidate makes it ``failed`` with the error text; it never stops the search.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+
+import torch
+
+from edgeevo.data import Split
+from edgeevo.fitness import Limits
+from edgeevo.hardware.cost import count_cost
+from edgeevo.hardware.latency import RuntimeSettings, measure_latency
+from edgeevo.hardware.onnx_export import export_onnx
+from edgeevo.nets import create_network
+from edgeevo.result import Proposal, Result
+from edgeevo.train import TrainSettings, train_and_evaluate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetworkShape:
+    cells: int
+    filters: int
+    resolution: int
+    classes: int
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    runtime: RuntimeSettings
+    profile: str  # the device profile's name, or "local" when timed with the config's settings
+    warmup: int = 10
+    repeats: int = 50
+
+
+class Evaluator:
+    """Evaluates candidates in this process. Holds the data split, so build it once per worker."""
+
+    def __init__(
+        self,
+        split: Split,
+        shape: NetworkShape,
+        train: TrainSettings,
+        latency: LatencySettings,
+        limits: Limits,
+        device: torch.device,
+    ) -> None:
+        self.split = split
+        self.shape = shape
+        self.train = train
+        self.latency = latency
+        self.limits = limits
+        self.device = device
+
+    def evaluate(self, candidate_id: int, proposal: Proposal, seed: int) -> Result:
+        start = time.perf_counter()
+        result = Result(
+            candidate_id=candidate_id,
+            genotype=proposal.genotype,
+            status="failed",
+            seed=seed,
+            parent_id=proposal.parent_id,
+            mutation=proposal.mutation,
+        )
+        try:
+            self._evaluate(result)
+        except Exception as exc:  # noqa: BLE001 - any error fails this candidate, not the search
+            logger.debug("[%d] evaluation failed\n%s", candidate_id, traceback.format_exc())
+            result.status = "failed"
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.total_seconds = time.perf_counter() - start
+        return result
+
+    def _evaluate(self, result: Result) -> None:
+        shape = self.shape
+        torch.manual_seed(result.seed)
+        model = create_network(
+            result.genotype, cells=shape.cells, filters=shape.filters, classes=shape.classes
+        )
+
+        # Costs of the untrained network: they do not depend on the weights.
+        cost = count_cost(model, shape.resolution)
+        result.flops = cost.flops
+        result.params = cost.params
+        result.uncounted_ops = dict(cost.uncounted_ops)
+        onnx_bytes = export_onnx(model, shape.resolution)
+        stats = measure_latency(
+            onnx_bytes,
+            shape.resolution,
+            self.latency.runtime,
+            warmup=self.latency.warmup,
+            repeats=self.latency.repeats,
+        )
+        result.latency_ms = stats.median_ms
+        result.latency_p90_ms = stats.p90_ms
+        result.latency_source = "measured"
+        result.profile = self.latency.profile
+
+        result.violations = self.limits.violations(
+            latency_ms=result.latency_ms, flops=result.flops, params=result.params
+        )
+        if result.violations:
+            result.status = "infeasible"
+            return
+
+        outcome = train_and_evaluate(
+            model, self.split, self.train, device=self.device, seed=result.seed
+        )
+        result.accuracy = outcome.accuracy
+        result.train_seconds = outcome.seconds
+        result.status = "ok"

@@ -1,0 +1,85 @@
+"""Search strategies behind one ask/tell interface, created by name from the config."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edgeevo.errors import ConfigError
+from edgeevo.fitness import Limits, Objectives
+from edgeevo.search.aging import AgingEvolution
+from edgeevo.search.base import Strategy
+from edgeevo.search.random_search import RandomSearch
+from edgeevo.space import NasnetSpace
+
+__all__ = ["AgingEvolution", "RandomSearch", "Strategy", "create_strategy", "list_strategies"]
+
+
+class _Builder(Protocol):
+    def __call__(
+        self,
+        space: NasnetSpace,
+        objectives: Objectives,
+        limits: Limits,
+        *,
+        population: int,
+        sample: int,
+        seed: int,
+    ) -> Strategy: ...
+
+
+def _aging(
+    space: NasnetSpace,
+    objectives: Objectives,
+    limits: Limits,
+    *,
+    population: int,
+    sample: int,
+    seed: int,
+) -> Strategy:
+    return AgingEvolution(
+        space, objectives, population=population, sample=sample, seed=seed, limits=limits
+    )
+
+
+def _random(
+    space: NasnetSpace,
+    objectives: Objectives,
+    limits: Limits,
+    *,
+    population: int,
+    sample: int,
+    seed: int,
+) -> Strategy:
+    # Random search needs neither fitness nor a population; it takes the same arguments so that
+    # every strategy is created the same way.
+    return RandomSearch(space, seed=seed)
+
+
+# The values of ``[search] strategy``.
+_STRATEGIES: dict[str, _Builder] = {"aging": _aging, "random": _random}
+
+
+def list_strategies() -> list[str]:
+    """The names ``create_strategy`` accepts."""
+    return list(_STRATEGIES)
+
+
+def create_strategy(
+    name: str,
+    space: NasnetSpace,
+    objectives: Objectives,
+    limits: Limits,
+    *,
+    population: int,
+    sample: int,
+    seed: int,
+) -> Strategy:
+    """The strategy the config names; ConfigError listing the known names when unknown."""
+    try:
+        builder = _STRATEGIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"[search] strategy = {name!r} is not a strategy; "
+            f"accepted: {', '.join(map(repr, _STRATEGIES))}"
+        ) from None
+    return builder(space, objectives, limits, population=population, sample=sample, seed=seed)

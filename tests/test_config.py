@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgeevo.config import DATA_ROOT_ENV, Config, load_config, parse_config
+from edgeevo.errors import ConfigError
+from edgeevo.space import OPS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_match_the_paper_sized_search():
+    config = Config()
+    assert (config.search.population, config.search.sample) == (100, 25)
+    assert config.space.ops == list(OPS)
+    assert config.objectives == {"accuracy": "max", "latency_ms": "min", "flops": "min"}
+    assert (config.data.train, config.data.valid) == (45000, 5000)
+
+
+def test_examples_parse():
+    for path in sorted((REPO / "examples").glob("*.toml")):
+        load_config(path)
+
+
+def test_environment_overrides_data_root(monkeypatch):
+    config = parse_config({"data": {"root": "/nowhere"}})
+    monkeypatch.setenv(DATA_ROOT_ENV, "/elsewhere")
+    assert config.data_root == Path("/elsewhere")
+    monkeypatch.delenv(DATA_ROOT_ENV)
+    assert config.data_root == Path("/nowhere")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file '.*nope.toml' does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_not_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[search\npopulation = 3\n")
+    with pytest.raises(ConfigError, match=r"is not valid TOML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"serach": {}}, r"unknown section \[serach\]; known sections: search, space"),
+        ({"search": {"popultion": 3}}, r"unknown key 'popultion' in \[search\]; known keys"),
+        ({"search": {"population": "ten"}}, r"population = 'ten'; expected a whole number"),
+        ({"search": {"population": 1}}, r"population = 1; expected at least 2"),
+        ({"search": {"population": True}}, r"population = True; expected a whole number"),
+        ({"search": {"strategy": "nsga"}}, r"strategy = 'nsga'; expected one of: aging, random"),
+        ({"search": {"population": 4, "sample": 5}}, r"sample = 5 is larger than population"),
+        ({"space": {"ops": ["sep_conv_9x9"]}}, r"unknown op 'sep_conv_9x9'; known ops: identity"),
+        ({"space": {"ops": ["identity"]}}, r"expected at least 2 distinct ops"),
+        ({"space": {"ops": "identity"}}, r"expected a list of strings"),
+        ({"data": {"download": "yes"}}, r"download = 'yes'; expected true or false"),
+        ({"data": {"valid": 6000}}, r"holds at most 45000 and 5000"),
+        ({"network": {"classes": 100}}, r"classes = 100; CIFAR-10 has 10 classes"),
+        ({"limits": {"latency_ms": "fast"}}, r"\[limits\] latency_ms = 'fast'; expected a number"),
+        ({"train": {"learning_rate": -1}}, r"learning_rate = -1; expected at least 0"),
+        ({"search": 3}, r"\[search\] must be a table"),
+    ],
+)
+def test_errors_name_the_value_and_what_is_accepted(doc, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(doc, source="x.toml")
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("x.toml: ")
