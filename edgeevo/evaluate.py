@@ -75,7 +75,7 @@ class Evaluator:
         )
         try:
             self._evaluate(result)
-        except Exception as exc:  # noqa: BLE001 - any error fails this candidate, not the search
+        except Exception as exc:  # any error fails this candidate, not the search
             logger.debug("[%d] evaluation failed\n%s", candidate_id, traceback.format_exc())
             result.status = "failed"
             result.error = f"{type(exc).__name__}: {exc}"

@@ -127,7 +127,7 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
-        """An existing state file; StateError when missing, not a state file or of another schema."""
+        """An existing state file; StateError when missing, foreign or of another schema."""
         if not path.is_file():
             raise StateError(f"state file {str(path)!r} does not exist")
         return cls._connect(path, readonly=readonly)

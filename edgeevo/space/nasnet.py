@@ -162,7 +162,9 @@ def _canonical_cell(cell: Cell) -> str:
     for i, block in enumerate(cell):
         state = 2 + i
         depth[state] = 1 + max(depth[s] for s in block.inputs)
-        halves = sorted(f"{op}({signature[s]})" for s, op in zip(block.inputs, block.ops))
+        halves = sorted(
+            f"{op}({signature[s]})" for s, op in zip(block.inputs, block.ops, strict=True)
+        )
         digest = hashlib.blake2b("+".join(halves).encode(), digest_size=12).hexdigest()
         signature[state] = digest
 
@@ -177,7 +179,9 @@ def _canonical_cell(cell: Cell) -> str:
         order = [b for group in arrangement for b in group]
         relabel = {0: 0, 1: 1, **{2 + block: 2 + i for i, block in enumerate(order)}}
         encoded = tuple(
-            tuple(sorted((relabel[s], op) for s, op in zip(cell[b].inputs, cell[b].ops)))
+            tuple(
+                sorted((relabel[s], op) for s, op in zip(cell[b].inputs, cell[b].ops, strict=True))
+            )
             for b in order
         )
         if best is None or encoded < best:
