@@ -271,11 +271,6 @@ def _create_evaluator(config: Config, limits: Limits):
         repeats=device_config.repeats,
     )
 
-    device = select_device()
-    if device.type == "cpu":
-        torch.set_num_threads(config.workers.threads)
-    logger.info("training on %s; latency timed with %s settings", device, profile_name)
-
     data = config.data
     split = load_cifar10_split(
         config.data_root,
@@ -286,6 +281,10 @@ def _create_evaluator(config: Config, limits: Limits):
         download=data.download,
         verify=data.verify,
     )
+    device = select_device()
+    if device.type == "cpu":
+        torch.set_num_threads(config.workers.threads)
+    logger.info("training on %s; latency timed with %s settings", device, profile_name)
     shape = NetworkShape(
         cells=config.network.cells,
         filters=config.network.filters,

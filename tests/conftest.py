@@ -23,3 +23,12 @@ def data_root() -> Path:
             pytest.fail(f"CIFAR-10 not found under {root}; set EDGEEVO_DATA_ROOT")
         pytest.skip(f"CIFAR-10 not found under {root}; set EDGEEVO_DATA_ROOT")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One torch thread per test process: with two threads on a 2-core machine that is busy
+    elsewhere, OpenMP's threads wait on each other and a tiny forward pass takes seconds."""
+    import torch
+
+    torch.set_num_threads(1)

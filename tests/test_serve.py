@@ -1,0 +1,184 @@
+"""The real daemon in a subprocess: a tiny search, its restart, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeevo.store import Store
+
+TINY = """
+[search]
+population = 3
+sample = 2
+budget = {budget}
+seed = 7
+
+[space]
+blocks = 2
+
+[network]
+cells = 1
+filters = 4
+resolution = 8
+
+[data]
+download = false
+train = 64
+valid = 32
+
+[train]
+epochs = 1
+batch_size = 32
+
+[objectives]
+accuracy = "max"
+
+[device]
+repeats = 3
+warmup = 1
+
+[workers]
+threads = 1
+
+[state]
+path = "{state}"
+"""
+
+
+def write_config(folder: Path, budget: int, **replace: str) -> Path:
+    text = TINY.format(budget=budget, state=folder / "state.db")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = folder / "search.toml"
+    path.write_text(text)
+    return path
+
+
+def edgeevo(*args: str, data_root: Path | None = None, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if data_root is not None:
+        env["EDGEEVO_DATA_ROOT"] = str(data_root)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgeevo.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def run(*args: str, data_root: Path | None = None, timeout: float = 300):
+    process = edgeevo(*args, data_root=data_root)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def history(state: Path) -> list[tuple[int, str, str]]:
+    with Store.open(state, readonly=True) as store:
+        return [(r.candidate_id, r.status, r.genotype.key()) for r in store.completed()]
+
+
+@pytest.mark.slow
+def test_serve_runs_to_budget_and_a_killed_run_continues_exactly(tmp_path, data_root):
+    # Reference: one uninterrupted run.
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    code, _, err = run("serve", "--config", str(write_config(straight, 6)), data_root=data_root)
+    assert code == 0, err
+    reference = history(straight / "state.db")
+    assert [c for c, _, _ in reference] == [1, 2, 3, 4, 5, 6]
+    assert err.count("] ok") + err.count("] failed") + err.count("] infeasible") == 6
+
+    # The same search killed without warning once two candidates are complete, then restarted.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    config = write_config(killed, 6)
+    state = killed / "state.db"
+    process = edgeevo("serve", "--config", str(config), data_root=data_root)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if state.exists() and len(history(state)) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    before = history(state)
+    assert len(before) >= 2
+
+    code, _, err = run("serve", "--config", str(config), data_root=data_root)
+    assert code == 0, err
+    after = history(state)
+    # Nothing lost, nothing evaluated twice, the budget met exactly, the same search as above.
+    assert after[: len(before)] == before
+    assert sorted(c for c, _, _ in after) == [1, 2, 3, 4, 5, 6]
+    assert after == reference
+    with sqlite3.connect(state) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        (count,) = db.execute("SELECT COUNT(*) FROM candidates").fetchone()
+    assert count == 6
+
+    # The front is printed, and written as CSV and JSON on request.
+    csv_path, json_path = tmp_path / "front.csv", tmp_path / "front.json"
+    code, out, err = run(
+        "pareto", "--state", str(state), "--csv", str(csv_path), "--json", str(json_path)
+    )
+    assert code == 0, err
+    assert "Pareto front" in out and "multiply-add counts as one" in out
+    doc = json.loads(json_path.read_text())
+    assert doc["objectives"] == {"accuracy": "max"}
+    best = max(x["accuracy"] for x in doc["front"])
+    assert len(doc["front"]) >= 1 and 0.0 <= best <= 1.0
+    assert csv_path.read_text().splitlines()[0].startswith("id,accuracy,latency_ms")
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("edgeevo: error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_missing_config(tmp_path):
+    code, _, err = run("serve", "--config", str(tmp_path / "none.toml"))
+    assert_one_line_error(code, err, "none.toml", "does not exist")
+
+
+def test_malformed_config(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[search]\npopulation = 'many'\n")
+    code, _, err = run("serve", "--config", str(path))
+    assert_one_line_error(code, err, "population = 'many'", "expected a whole number")
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_unknown_op(tmp_path):
+    path = write_config(tmp_path, 4, **{"blocks = 2": 'blocks = 2\nops = ["identity", "conv_9"]'})
+    code, _, err = run("serve", "--config", str(path))
+    assert_one_line_error(code, err, "unknown op 'conv_9'", "known ops: identity, avg_pool_3x3")
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_data_root_without_cifar10(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    path = write_config(tmp_path, 4)
+    code, _, err = run("serve", "--config", str(path), data_root=empty)
+    assert_one_line_error(code, err, str(empty), "holds no CIFAR-10")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "search.toml"]
+
+
+def test_pareto_on_a_missing_state(tmp_path):
+    code, _, err = run("pareto", "--state", str(tmp_path / "none.db"))
+    assert_one_line_error(code, err, "none.db", "does not exist")
