@@ -138,28 +138,31 @@ def render_front(report: FrontReport):
             f"best validation accuracy: {100 * (best.accuracy or 0):.2f}% "
             f"(candidate [{best.candidate_id}])"
         )
+    sources = sorted({f"{r.latency_source} with {r.profile} settings" for r in report.front})
+    if sources:
+        caption.append("latency " + "; ".join(sources))
     table = Table(
         title=f"Pareto front: {len(report.front)} candidates",
         caption="\n".join(caption),
         caption_justify="left",
     )
     table.add_column("id", justify="right")
-    table.add_column("val. accuracy", justify="right")
+    table.add_column("val. acc.", justify="right")
     table.add_column("latency ms", justify="right")
-    table.add_column("source")
     table.add_column("MFLOPs", justify="right")
     table.add_column("params", justify="right")
     table.add_column("train s", justify="right")
-    table.add_column("origin")
+    table.add_column("parent", justify="right")
+    table.add_column("mutation", no_wrap=True)
     for r in report.front:
         table.add_row(
             str(r.candidate_id),
             f"{100 * (r.accuracy or 0):.2f}%",
             f"{r.latency_ms:.3f}" if r.latency_ms is not None else "-",
-            f"{r.latency_source} ({r.profile})" if r.latency_source else "-",
             f"{r.flops / 1e6:.2f}" if r.flops is not None else "-",
             f"{r.params / 1e3:.1f}k" if r.params is not None else "-",
             f"{r.train_seconds:.1f}" if r.train_seconds is not None else "-",
-            f"[{r.parent_id}] {r.mutation}" if r.parent_id is not None else "random",
+            f"[{r.parent_id}]" if r.parent_id is not None else "random",
+            (r.mutation or "").split(" ")[0],
         )
     return table

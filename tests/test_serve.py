@@ -182,3 +182,38 @@ def test_data_root_without_cifar10(tmp_path):
 def test_pareto_on_a_missing_state(tmp_path):
     code, _, err = run("pareto", "--state", str(tmp_path / "none.db"))
     assert_one_line_error(code, err, "none.db", "does not exist")
+
+
+def test_second_serve_on_the_same_state_is_refused(tmp_path, data_root):
+    from edgeevo.daemon import state_lock
+
+    path = write_config(tmp_path, 4)
+    with state_lock(tmp_path / "state.db"):
+        code, _, err = run("serve", "--config", str(path), data_root=data_root)
+    assert_one_line_error(code, err, "is in use by another edgeevo serve", f"pid {os.getpid()}")
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_state_of_another_search_is_refused(tmp_path, data_root):
+    from edgeevo.store import Store
+
+    Store.create(tmp_path / "state.db", {"identity": {"space": "other"}}).close()
+    code, _, err = run("serve", "--config", str(write_config(tmp_path, 4)), data_root=data_root)
+    assert_one_line_error(code, err, "belongs to a search with other", "own [state] path")
+
+
+def test_profile_device_writes_a_profile_that_loads(tmp_path):
+    from edgeevo.hardware.profile import load_profile
+
+    out = tmp_path / "profiles" / "box.json"
+    code, stdout, err = run(
+        "profile-device", "--out", str(out), "--repeats", "3", "--threads", "1"
+    )
+    assert code == 0, err
+    assert f"wrote {out}" in stdout
+    profile = load_profile(out)
+    assert profile.name == "box"
+    assert profile.runtime.intra_op_threads == 1
+    assert profile.host.logical_cores >= 1
+    assert {t.name for t in profile.reference} == {"pool", "sep_conv", "mixed"}
+    assert all(t.median_ms > 0 for t in profile.reference)
