@@ -249,7 +249,7 @@ def _create_evaluator(config: Config, limits: Limits):
     from edgeevo.data import load_cifar10_split
     from edgeevo.evaluate import Evaluator, LatencySettings, NetworkShape
     from edgeevo.hardware.latency import RuntimeSettings
-    from edgeevo.train import TrainSettings, select_device
+    from edgeevo.train import select_device
 
     device_config = config.device
     if device_config.profile:
@@ -291,5 +291,4 @@ def _create_evaluator(config: Config, limits: Limits):
         resolution=config.network.resolution,
         classes=config.network.classes,
     )
-    train = TrainSettings(**dataclasses.asdict(config.train))
-    return Evaluator(split, shape, train, latency, limits, device)
+    return Evaluator(split, shape, config.train, latency, limits, device)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from edgeevo.config import TrainSection
 from edgeevo.data import Split
 from edgeevo.fitness import Limits
 from edgeevo.hardware.cost import count_cost
@@ -23,7 +24,7 @@ from edgeevo.hardware.latency import RuntimeSettings, measure_latency
 from edgeevo.hardware.onnx_export import export_onnx
 from edgeevo.nets import create_network
 from edgeevo.result import Proposal, Result
-from edgeevo.train import TrainSettings, train_and_evaluate
+from edgeevo.train import train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Evaluator:
         self,
         split: Split,
         shape: NetworkShape,
-        train: TrainSettings,
+        train: TrainSection,
         latency: LatencySettings,
         limits: Limits,
         device: torch.device,

@@ -14,21 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeevo.config import TrainSection
 from edgeevo.data import Split, augment, normalize
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the candidate is recorded as failed, not retried."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 4
-    batch_size: int = 128
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +40,7 @@ def select_device(preferred: str | None = None) -> torch.device:
 def train_and_evaluate(
     model: nn.Module,
     split: Split,
-    settings: TrainSettings,
+    settings: TrainSection,
     *,
     device: torch.device,
     seed: int,
