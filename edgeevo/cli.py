@@ -84,7 +84,14 @@ def serve(
 
         return run_search(load_config(config))
 
-    raise typer.Exit(_run(action))
+    try:
+        code = _run(action)
+    except KeyboardInterrupt:
+        logging.getLogger("edgeevo").warning(
+            "interrupted by a second signal: the running candidate is recorded as interrupted"
+        )
+        code = 130
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -80,12 +80,18 @@ def state_lock(state_path: Path) -> Iterator[None]:
 
 
 class StopRequest:
-    """Signal handlers only record the signal; the loop reads it and acts."""
+    """Signal handlers only record the signal; the loop reads it and acts.
+
+    The first SIGTERM or SIGINT lets the running candidate finish; a second one interrupts it
+    (as KeyboardInterrupt), and the candidate is recorded as interrupted, to be run again.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
 
     def __call__(self, signum: int, _frame: object) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
         self.signal = signum
 
     def install(self) -> None:

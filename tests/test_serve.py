@@ -217,3 +217,50 @@ def test_profile_device_writes_a_profile_that_loads(tmp_path):
     assert profile.host.logical_cores >= 1
     assert {t.name for t in profile.reference} == {"pool", "sep_conv", "mixed"}
     assert all(t.median_ms > 0 for t in profile.reference)
+
+
+def wait_for(predicate, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the daemon")
+
+
+def statuses(state: Path) -> dict[int, str]:
+    if not state.exists():
+        return {}
+    with sqlite3.connect(state) as db:
+        return dict(db.execute("SELECT id, status FROM candidates"))
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_running_candidate_and_a_second_interrupts_it(tmp_path, data_root):
+    # Longer training, so that the signals arrive while a candidate runs.
+    config = write_config(
+        tmp_path, 5, **{"train = 64": "train = 1024", "epochs = 1": "epochs = 3"}
+    )
+    state = tmp_path / "state.db"
+
+    process = edgeevo("serve", "--config", str(config), data_root=data_root)
+    wait_for(lambda: "running" in statuses(state).values())
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 0, err
+    assert "received SIGTERM" in err
+    assert set(statuses(state).values()) <= {"ok", "infeasible", "failed"}
+
+    process = edgeevo("serve", "--config", str(config), data_root=data_root)
+    wait_for(lambda: list(statuses(state).values()).count("running") == 1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 130, err
+    assert "interrupted" in statuses(state).values()
+
+    code, _, err = run("serve", "--config", str(config), data_root=data_root)
+    assert code == 0, err
+    assert sorted(statuses(state)) == [1, 2, 3, 4, 5]
+    assert set(statuses(state).values()) <= {"ok", "infeasible", "failed"}
