@@ -137,13 +137,22 @@ def serve(config: Config) -> int:
     space = NasnetSpace(blocks=config.space.blocks, ops=tuple(config.space.ops))
     objectives = Objectives.from_config(config.objectives)
     limits = Limits.from_config(config.limits)
-    evaluator = _create_evaluator(config, limits)
     identity = experiment_identity(config, space)
     state_path = config.state_path
 
     stop = StopRequest()
     stop.install()
-    with state_lock(state_path), _open_state(state_path, identity, config) as store:
+    with contextlib.ExitStack() as stack:
+        # An existing state is locked and checked before the data is loaded, so a refusal comes
+        # at once; a new one is created only once everything else has loaded.
+        if state_path.exists():
+            stack.enter_context(state_lock(state_path))
+            _check_identity(state_path, identity)
+            evaluator = _create_evaluator(config, limits)
+        else:
+            evaluator = _create_evaluator(config, limits)
+            stack.enter_context(state_lock(state_path))
+        store = stack.enter_context(_open_state(state_path, identity, config))
         strategy = create_strategy(
             config.search.strategy,
             space,
@@ -229,16 +238,8 @@ def serve(config: Config) -> int:
 @contextlib.contextmanager
 def _open_state(path: Path, identity: dict[str, Any], config: Config) -> Iterator[Store]:
     if path.exists():
+        _check_identity(path, identity)
         store = Store.open(path)
-        stored = store.meta("identity")
-        if stored != identity:
-            changed = sorted(key for key in identity if identity[key] != (stored or {}).get(key))
-            store.close()
-            raise StateError(
-                f"state file {str(path)!r} belongs to a search with other "
-                f"{', '.join(changed) or 'settings'}; keep those settings to continue it, or "
-                "give the new search its own [state] path"
-            )
     else:
         store = Store.create(path, {"identity": identity, "config": config.to_json()})
     try:
@@ -246,6 +247,18 @@ def _open_state(path: Path, identity: dict[str, Any], config: Config) -> Iterato
         yield store
     finally:
         store.close()
+
+
+def _check_identity(path: Path, identity: dict[str, Any]) -> None:
+    with Store.open(path, readonly=True) as store:
+        stored = store.meta("identity")
+    if stored != identity:
+        changed = sorted(key for key in identity if identity[key] != (stored or {}).get(key))
+        raise StateError(
+            f"state file {str(path)!r} belongs to a search with other "
+            f"{', '.join(changed) or 'settings'}; keep those settings to continue it, or "
+            "give the new search its own [state] path"
+        )
 
 
 def _create_evaluator(config: Config, limits: Limits):

@@ -188,15 +188,14 @@ def test_second_serve_on_the_same_state_is_refused(tmp_path, data_root):
     from edgeevo.daemon import state_lock
 
     path = write_config(tmp_path, 4)
-    with state_lock(tmp_path / "state.db"):
+    state = tmp_path / "state.db"
+    Store.create(state, {"identity": {}}).close()
+    with state_lock(state):
         code, _, err = run("serve", "--config", str(path), data_root=data_root)
     assert_one_line_error(code, err, "is in use by another edgeevo serve", f"pid {os.getpid()}")
-    assert not (tmp_path / "state.db").exists()
 
 
 def test_state_of_another_search_is_refused(tmp_path, data_root):
-    from edgeevo.store import Store
-
     Store.create(tmp_path / "state.db", {"identity": {"space": "other"}}).close()
     code, _, err = run("serve", "--config", str(write_config(tmp_path, 4)), data_root=data_root)
     assert_one_line_error(code, err, "belongs to a search with other", "own [state] path")
