@@ -107,16 +107,21 @@ def pareto(
     def action() -> None:
         from rich.console import Console
 
+        from edgeevo.files import check_output_path
         from edgeevo.report import load_front, render_front, write_csv, write_json
 
+        outputs = [path for path in (csv, json) if path is not None]
+        for path in outputs:
+            check_output_path(path, protect=(state,))
         report = load_front(state)
-        Console().print(render_front(report))
+        # Files first: a failed write then leaves no half-finished output on the terminal.
         if csv is not None:
             write_csv(report, csv)
-            typer.echo(f"wrote {csv}")
         if json is not None:
             write_json(report, json)
-            typer.echo(f"wrote {json}")
+        Console().print(render_front(report))
+        for path in outputs:
+            typer.echo(f"wrote {path}")
 
     _run(action)
 
@@ -140,9 +145,12 @@ def profile_device(
 
     def action() -> None:
         from edgeevo.config import Config, load_config
+        from edgeevo.files import check_output_path
         from edgeevo.hardware.latency import RuntimeSettings
         from edgeevo.hardware.profile import make_profile, save_profile
 
+        # Checked before the minutes of timing, not after.
+        check_output_path(out)
         network = (load_config(config) if config is not None else Config()).network
         settings = RuntimeSettings(intra_op_threads=threads, inter_op_threads=1)
         profile = make_profile(
@@ -161,6 +169,8 @@ def profile_device(
 
 
 def main() -> None:
+    # Usage mistakes (a missing option, a value typer rejects) keep typer's own help-style
+    # message, also with exit code 2; mistakes in the input files are reported by _run.
     app()
 
 

@@ -7,6 +7,7 @@ as a shell would. ``EDGEEVO_DATA_ROOT`` in the environment overrides ``[data] ro
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -145,6 +146,24 @@ _MINIMUM: dict[str, float] = {
     "workers.threads": 1,
 }
 
+# Upper bounds: past them a value is a typo, not a search (and would exhaust the machine).
+_MAXIMUM: dict[str, float] = {
+    "space.blocks": 16,
+    "network.cells": 64,
+    "network.filters": 4096,
+    "network.resolution": 1024,
+    "train.epochs": 10000,
+    "train.batch_size": 65536,
+    "device.intra_op_threads": 1024,
+    "device.inter_op_threads": 1024,
+    "device.warmup": 100000,
+    "device.repeats": 100000,
+    "workers.threads": 1024,
+}
+
+# Keys that must be strictly above their minimum: zero would silently break training.
+_POSITIVE = {"train.learning_rate", "train.grad_clip"}
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "search.space": ("nasnet",),
     "search.strategy": ("aging", "random"),
@@ -200,6 +219,8 @@ def _parse_mapping(source: str, section: str, raw: dict[str, Any], kind: type) -
     for key, value in raw.items():
         if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ConfigError(f"{source}: [{section}] {key} = {value!r}; expected a number")
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"{source}: [{section}] {key} = {value!r}; expected a finite number")
         if kind is str and not isinstance(value, str):
             raise ConfigError(f"{source}: [{section}] {key} = {value!r}; expected a string")
         out[key] = kind(value)
@@ -234,6 +255,8 @@ def _check_value(source: str, where: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{shown}; expected a number")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{shown}; expected a finite number")
     elif hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{shown}; expected a string")
@@ -245,28 +268,43 @@ def _check_value(source: str, where: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{shown}; expected a list of strings")
         value = list(value)
     minimum = _MINIMUM.get(where)
+    if minimum is not None and where in _POSITIVE and value <= minimum:
+        raise ConfigError(f"{shown}; expected more than {minimum:g}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{shown}; expected at least {minimum:g}")
+    maximum = _MAXIMUM.get(where)
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{shown}; expected at most {maximum:g}")
+    if where == "workers.count" and value > 1:
+        # Parallel workers are not built yet: refusing says so, where ignoring would mislead.
+        raise ConfigError(f"{shown}; this version runs one worker: expected 1")
+    if where == "state.path" and not value.strip():
+        raise ConfigError(f"{shown}; expected the path of a state file")
     return value
 
 
 def _check_relations(config: Config) -> None:
     src = config.source
+    from edgeevo.fitness import Limits, Objectives
+    from edgeevo.space import NasnetSpace
+
+    for build, section in (
+        (lambda: Objectives.from_config(config.objectives), "objectives"),
+        (lambda: Limits.from_config(config.limits), "limits"),
+        (lambda: NasnetSpace(blocks=config.space.blocks, ops=tuple(config.space.ops)), "space"),
+    ):
+        try:
+            build()
+        except ConfigError as exc:
+            message = str(exc)
+            if not message.startswith("["):
+                message = f"[{section}] {message}"
+            raise ConfigError(f"{src}: {message}") from None
     search = config.search
     if search.sample > search.population:
         raise ConfigError(
             f"{src}: [search] sample = {search.sample} is larger than population = "
             f"{search.population}; the tournament samples from the population"
-        )
-    unknown = [op for op in config.space.ops if op not in OPS]
-    if unknown:
-        raise ConfigError(
-            f"{src}: [space] ops holds unknown op {unknown[0]!r}; known ops: {', '.join(OPS)}"
-        )
-    if len(set(config.space.ops)) < 2:
-        raise ConfigError(
-            f"{src}: [space] ops = {config.space.ops!r}; expected at least 2 distinct ops "
-            "(an op mutation replaces one op by another)"
         )
     if config.data.dataset == "cifar10" and config.network.classes != 10:
         raise ConfigError(

@@ -37,9 +37,10 @@ def candidate_seed(search_seed: int, candidate_id: int) -> int:
 
 
 def experiment_identity(config: Config, space: NasnetSpace) -> dict[str, Any]:
-    """What a stored result's meaning depends on. A state file refuses a config that changes it;
-    the budget, population, sample size and workers may change between runs."""
+    """What a stored result's meaning, and the proposals, depend on. A state file refuses a config
+    that changes it; the budget, population, sample size and workers may change between runs."""
     return {
+        "search": {"strategy": config.search.strategy, "seed": config.search.seed},
         "space": space.signature(),
         "network": dataclasses.asdict(config.network),
         "data": {
@@ -57,9 +58,15 @@ def experiment_identity(config: Config, space: NasnetSpace) -> dict[str, Any]:
 @contextlib.contextmanager
 def state_lock(state_path: Path) -> Iterator[None]:
     """Hold an exclusive lock beside the state file; a second daemon is refused at once."""
-    state_path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = state_path.with_name(state_path.name + ".lock")
-    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    except OSError as exc:
+        raise StateError(
+            f"state file {str(state_path)!r}: cannot write beside it ({exc.strerror or exc}); "
+            "expected a [state] path in a folder this user can write"
+        ) from exc
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -253,12 +260,27 @@ def _check_identity(path: Path, identity: dict[str, Any]) -> None:
     with Store.open(path, readonly=True) as store:
         stored = store.meta("identity")
     if stored != identity:
-        changed = sorted(key for key in identity if identity[key] != (stored or {}).get(key))
+        old, new = _flatten(stored if isinstance(stored, dict) else {}), _flatten(identity)
+        changed = [
+            f"{key} {old.get(key, '(unset)')!r} -> {new.get(key, '(unset)')!r}"
+            for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)
+        ]
         raise StateError(
-            f"state file {str(path)!r} belongs to a search with other "
-            f"{', '.join(changed) or 'settings'}; keep those settings to continue it, or "
-            "give the new search its own [state] path"
+            f"state file {str(path)!r} belongs to a search with other settings "
+            f"({'; '.join(changed[:4])}{'; ...' if len(changed) > 4 else ''}); keep them to "
+            "continue it, or give the new search its own [state] path"
         )
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _create_evaluator(config: Config, limits: Limits):

@@ -8,7 +8,9 @@ run's. The test split is read only by :func:`load_cifar10_test`, for a final eva
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +77,28 @@ def _read_cifar10(root: Path, *, train: bool, download: bool, verify: bool):
             f"to fetch it, or point [data] root (or EDGEEVO_DATA_ROOT) at a folder that has it"
         )
     dataset_class = _cifar10_class(verify)
+    fetch = download and not folder.is_dir()
+    root_existed = root.exists()
     try:
-        dataset = dataset_class(str(root), train=train, download=download and not folder.is_dir())
+        dataset = dataset_class(str(root), train=train, download=fetch)
     except RuntimeError as exc:
-        # torchvision raises RuntimeError for missing or corrupted files.
-        raise DataError(f"data root {str(root)!r}: CIFAR-10 not usable: {exc}") from exc
-    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
-        # A download that cannot reach its host, or a batch file that is not a CIFAR pickle.
+        # torchvision raises RuntimeError for missing files and for failed MD5 checks.
+        what = "MD5 check failed or files missing" if verify else "files missing"
+        raise DataError(f"data root {str(root)!r}: CIFAR-10 not usable ({what}): {exc}") from exc
+    except OSError as exc:
+        if fetch:
+            # Leave no empty folders behind from a download that never started.
+            if not root_existed:
+                with contextlib.suppress(OSError):
+                    root.rmdir()
+            raise DataError(
+                f"data root {str(root)!r} holds no CIFAR-10 and downloading it failed "
+                f"({type(exc).__name__}: {exc}); point EDGEEVO_DATA_ROOT at a copy"
+            ) from exc
+        raise DataError(
+            f"data root {str(root)!r}: CIFAR-10 batch files cannot be read ({exc})"
+        ) from exc
+    except (pickle.UnpicklingError, ValueError, EOFError, KeyError, TypeError) as exc:
         raise DataError(
             f"data root {str(root)!r}: CIFAR-10 batch files cannot be read "
             f"({type(exc).__name__}: {exc}); expected the python-pickle batch format"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeevo.files import write_atomically
 from edgeevo.fitness import Objectives, front_of
 from edgeevo.result import Result
 from edgeevo.store import Store
@@ -94,7 +94,7 @@ def write_csv(report: FrontReport, path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(front_rows(report))
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 def write_json(report: FrontReport, path: Path) -> None:
@@ -104,17 +104,7 @@ def write_json(report: FrontReport, path: Path) -> None:
         "counts": report.counts,
         "front": [{**row, "genotype": json.loads(row["genotype"])} for row in front_rows(report)],
     }
-    _write_atomically(path, json.dumps(doc, indent=2) + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomically(path, json.dumps(doc, indent=2) + "\n")
 
 
 def render_front(report: FrontReport):

@@ -107,10 +107,10 @@ class Store:
         so a failure leaves no file behind."""
         if path.exists():
             raise StateError(f"state file {str(path)!r} exists already")
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        partial.unlink(missing_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.unlink(missing_ok=True)
             db = sqlite3.connect(partial)
             with db:
                 db.executescript(_SCHEMA)
@@ -121,41 +121,57 @@ class Store:
                 )
             db.close()
             os.replace(partial, path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"state file {str(path)!r} cannot be created: {exc}") from exc
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
         return cls._connect(path, readonly=False)
 
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> Store:
         """An existing state file; StateError when missing, foreign or of another schema."""
+        if path.is_dir():
+            raise StateError(f"state file {str(path)!r} is a folder; expected a state file")
         if not path.is_file():
             raise StateError(f"state file {str(path)!r} does not exist")
         return cls._connect(path, readonly=readonly)
 
     @classmethod
     def _connect(cls, path: Path, *, readonly: bool) -> Store:
+        # The file is checked before anything is written to it: a foreign database stays as it
+        # was. The URI form escapes '#', '?' and '%' in the path.
+        uri = path.resolve().as_uri() + ("?mode=ro" if readonly else "?mode=rw")
+        db: sqlite3.Connection | None = None
         try:
-            if readonly:
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-            else:
-                db = sqlite3.connect(path, timeout=30)
+            db = sqlite3.connect(uri, uri=True, timeout=30)
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                raise StateError(f"state file {str(path)!r} has no schema version")
+            try:
+                version = json.loads(row["value"])
+            except json.JSONDecodeError:
+                version = row["value"]
+            if version != SCHEMA_VERSION:
+                raise StateError(
+                    f"state file {str(path)!r} has schema version {version!r}; this edgeevo "
+                    f"reads version {SCHEMA_VERSION}"
+                )
+            if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
             raise StateError(
                 f"state file {str(path)!r} is not an edgeevo state database ({exc})"
             ) from exc
-        if row is None:
-            raise StateError(f"state file {str(path)!r} has no schema version")
-        version = json.loads(row["value"])
-        if version != SCHEMA_VERSION:
-            raise StateError(
-                f"state file {str(path)!r} has schema version {version}; this edgeevo reads "
-                f"version {SCHEMA_VERSION}"
-            )
+        except StateError:
+            if db is not None:
+                db.close()
+            raise
         return cls(path, db)
 
     def close(self) -> None:

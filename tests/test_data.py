@@ -47,7 +47,10 @@ def test_loads_real_cifar10_without_the_md5_check(data_root):
 
 
 def test_md5_check_stays_available_and_rejects_a_rebuilt_copy(data_root):
-    with pytest.raises(DataError, match=r"not usable: Dataset not found or corrupted"):
+    with pytest.raises(
+        DataError,
+        match=r"not usable \(MD5 check failed or files missing\): Dataset not found or corrupted",
+    ):
         load_cifar10_split(data_root, train=10, valid=10, seed=0, verify=True)
 
 
@@ -85,3 +88,28 @@ def test_augment_is_a_shifted_or_flipped_crop():
         row = crop[0, 4][crop[0, 4] > 0]
         steps = (row[1:] - row[:-1]).unique().tolist()
         assert steps in ([1.0], [-1.0])
+
+
+def test_truncated_batch_file(tmp_path, data_root):
+    folder = tmp_path / "cifar-10-batches-py"
+    shutil.copytree(data_root / "cifar-10-batches-py", folder)
+    batch = folder / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:1_000_000])
+    with pytest.raises(DataError, match=r"batch files cannot be read \((Unpickling|EOF)Error"):
+        load_cifar10_split(tmp_path, train=10, valid=10, seed=0)
+
+
+def test_failed_download_names_the_root_and_leaves_no_folder(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as cifar
+
+    def unreachable(*args, **kwargs):
+        raise OSError("host unreachable")
+
+    monkeypatch.setattr(cifar, "download_and_extract_archive", unreachable)
+    root = tmp_path / "new-root"
+    with pytest.raises(DataError) as info:
+        load_cifar10_split(root, train=10, valid=10, seed=0, download=True)
+    assert "holds no CIFAR-10 and downloading it failed (OSError: host unreachable)" in str(
+        info.value
+    )
+    assert not root.exists()

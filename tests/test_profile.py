@@ -12,7 +12,7 @@ from typing import Any
 import onnxruntime as ort
 import pytest
 
-from edgeevo.errors import ProfileError
+from edgeevo.errors import EdgeevoError, ProfileError
 from edgeevo.hardware.latency import RuntimeSettings
 from edgeevo.hardware.profile import (
     PROFILE_VERSION,
@@ -148,7 +148,7 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(EdgeevoError, match=r"cannot write '.*pc.json': disk full"):
         save_profile(written_by_hand(), path)
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["pc.json"]

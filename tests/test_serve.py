@@ -263,3 +263,73 @@ def test_sigterm_finishes_the_running_candidate_and_a_second_interrupts_it(tmp_p
     assert code == 0, err
     assert sorted(statuses(state)) == [1, 2, 3, 4, 5]
     assert set(statuses(state).values()) <= {"ok", "infeasible", "failed"}
+
+
+def test_pareto_refuses_to_write_over_its_state(tmp_path):
+    state = tmp_path / "state.db"
+    Store.create(state, {"identity": {}}).close()
+    before = state.read_bytes()
+    for flag in ("--csv", "--json"):
+        code, _, err = run("pareto", "--state", str(state), flag, str(state))
+        assert_one_line_error(code, err, "is the state file itself")
+    assert state.read_bytes() == before
+
+
+def test_pareto_output_errors_come_before_any_output(tmp_path):
+    state = tmp_path / "state.db"
+    Store.create(state, {"identity": {}}).close()
+    code, out, err = run("pareto", "--state", str(state), "--csv", str(tmp_path))
+    assert_one_line_error(code, err, str(tmp_path), "is a folder; expected a file path")
+    assert out == ""
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    code, out, err = run("pareto", "--state", str(state), "--json", str(blocked / "front.json"))
+    assert_one_line_error(code, err, "cannot be written", "is not a writable folder")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is not an edgeevo state database"),
+        (b"not sqlite at all" * 300, "is not an edgeevo state database"),
+    ],
+)
+def test_pareto_on_damaged_states(tmp_path, content, message):
+    state = tmp_path / "state.db"
+    state.write_bytes(content)
+    code, _, err = run("pareto", "--state", str(state))
+    assert_one_line_error(code, err, str(state), message.split(" (")[0])
+    assert state.read_bytes() == content
+
+
+def test_a_foreign_database_is_refused_unchanged(tmp_path):
+    state = tmp_path / "state.db"
+    with sqlite3.connect(state) as db:
+        db.execute("CREATE TABLE x (a)")
+    before = state.read_bytes()
+    config = write_config(tmp_path, 4)
+    code, _, err = run("serve", "--config", str(config))
+    assert_one_line_error(code, err, "is not an edgeevo state database")
+    assert state.read_bytes() == before
+
+
+def test_state_path_in_a_place_that_cannot_be_written(tmp_path, data_root):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    config = write_config(tmp_path, 4)
+    config.write_text(
+        config.read_text().replace(str(tmp_path / "state.db"), str(blocked / "s.db"))
+    )
+    code, _, err = run("serve", "--config", str(config), data_root=data_root)
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith("edgeevo: error: state file")
+    assert "cannot write beside it" in err
+
+
+def test_states_with_special_characters_in_their_path(tmp_path):
+    for name in ("a#b.db", "q?x.db", "p%41.db"):
+        state = tmp_path / name
+        Store.create(state, {"identity": {}}).close()
+        code, out, err = run("pareto", "--state", str(state))
+        assert code == 0, err
+        assert "Pareto front: 0 candidates" in out

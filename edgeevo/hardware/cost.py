@@ -68,14 +68,12 @@ def count_cost(model: nn.Module, resolution: int) -> Cost:
     finally:
         model.train(was_training)
 
-    # A module with weights that never runs would make the parameter count wrong.
-    idle = [
-        name for name in uncalled if any(p.numel() for p in model.get_submodule(name).parameters())
-    ]
+    # A cell whose output no later cell reads never runs (the space allows it): its weights are
+    # not part of the network that runs, nor of its ONNX export, so they are not counted.
+    idle = {id(p) for name in uncalled for p in model.get_submodule(name).parameters()}
     if idle:
-        logger.warning("modules with parameters never ran while counting: %s", ", ".join(idle))
-
-    params = sum(p.numel() for p in model.parameters())
+        logger.debug("parameters of modules that never run are not counted: %s", uncalled)
+    params = sum(p.numel() for p in model.parameters() if id(p) not in idle)
     return Cost(flops=flops, params=params, uncounted_ops=uncounted)
 
 

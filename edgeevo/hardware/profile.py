@@ -16,13 +16,13 @@ import json
 import logging
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgeevo.errors import GenotypeError, ProfileError
+from edgeevo.files import write_atomically
 from edgeevo.hardware.latency import RuntimeSettings
 from edgeevo.space import Genotype
 
@@ -267,22 +267,8 @@ def make_profile(
 
 def save_profile(profile: DeviceProfile, path: str | os.PathLike[str]) -> None:
     """Write ``profile`` as JSON to ``path``, atomically: readers see the old file or the new."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(profile.to_json(), indent=2, allow_nan=False) + "\n"
-
-    # A temporary file in the same directory, so that os.replace stays on one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a profile is for others to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(Path(path), text)
 
 
 def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
