@@ -222,9 +222,10 @@ def serve(config: Config) -> int:
 
         if stop.requested:
             logger.info(
-                "received %s: stopped handing out candidates; %d complete, exiting",
+                "received %s: stopped handing out candidates; %d of %d complete, exiting",
                 signal.Signals(stop.signal or signal.SIGTERM).name,
-                store.count_by_status().get("ok", 0),
+                len(store.completed()),
+                budget,
             )
             store.log_event("stop", signal.Signals(stop.signal or signal.SIGTERM).name)
             return 0
