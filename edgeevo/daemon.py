@@ -289,7 +289,7 @@ def _create_evaluator(config: Config, limits: Limits):
     import torch
 
     from edgeevo.data import load_cifar10_split
-    from edgeevo.evaluate import Evaluator, LatencySettings, NetworkShape
+    from edgeevo.evaluate import Evaluator, LatencySettings
     from edgeevo.hardware.latency import RuntimeSettings
     from edgeevo.train import select_device
 
@@ -327,10 +327,4 @@ def _create_evaluator(config: Config, limits: Limits):
     if device.type == "cpu":
         torch.set_num_threads(config.workers.threads)
     logger.info("training on %s; latency timed with %s settings", device, profile_name)
-    shape = NetworkShape(
-        cells=config.network.cells,
-        filters=config.network.filters,
-        resolution=config.network.resolution,
-        classes=config.network.classes,
-    )
-    return Evaluator(split, shape, config.train, latency, limits, device)
+    return Evaluator(split, config.network, config.train, latency, limits, device)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from edgeevo.config import TrainSection
+from edgeevo.config import NetworkSection, TrainSection
 from edgeevo.data import Split
 from edgeevo.fitness import Limits
 from edgeevo.hardware.cost import count_cost
@@ -27,14 +27,6 @@ from edgeevo.result import Proposal, Result
 from edgeevo.train import train_and_evaluate
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NetworkShape:
-    cells: int
-    filters: int
-    resolution: int
-    classes: int
 
 
 @dataclass(frozen=True)
@@ -51,7 +43,7 @@ class Evaluator:
     def __init__(
         self,
         split: Split,
-        shape: NetworkShape,
+        shape: NetworkSection,
         train: TrainSection,
         latency: LatencySettings,
         limits: Limits,
