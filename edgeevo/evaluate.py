@@ -28,6 +28,9 @@ from edgeevo.train import train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
+# Above this (p90 - p10) / median, a latency measurement is reported as untrustworthy.
+SPREAD_WARNING = 0.5
+
 
 @dataclass(frozen=True)
 class LatencySettings:
@@ -95,6 +98,13 @@ class Evaluator:
             warmup=self.latency.warmup,
             repeats=self.latency.repeats,
         )
+        if stats.spread > SPREAD_WARNING:
+            logger.warning(
+                "[%d] latency runs spread %.0f%% around their median (p10 to p90): the machine "
+                "may be busy, and this candidate's latency is less certain",
+                result.candidate_id,
+                100 * stats.spread,
+            )
         result.latency_ms = stats.median_ms
         result.latency_p90_ms = stats.p90_ms
         result.latency_source = "measured"
