@@ -24,7 +24,7 @@ from typing import Any
 from edgeevo.config import Config
 from edgeevo.errors import StateError
 from edgeevo.fitness import Limits, Objectives
-from edgeevo.result import Result
+from edgeevo.result import FINAL_STATUSES, Result
 from edgeevo.space import NasnetSpace
 from edgeevo.store import Store
 
@@ -198,8 +198,7 @@ def serve(config: Config) -> int:
                         item = pending.pop(0)
                         logger.info("[%d] resumed", item.candidate_id)
                         executor.submit(item.candidate_id, item.proposal, item.seed)
-                    elif store.next_id() <= budget:
-                        candidate_id = store.next_id()
+                    elif (candidate_id := store.next_id()) <= budget:
                         proposal = strategy.ask(candidate_id)
                         seed = candidate_seed(config.search.seed, candidate_id)
                         store.add_candidate(candidate_id, proposal, seed)
@@ -224,7 +223,7 @@ def serve(config: Config) -> int:
             logger.info(
                 "received %s: stopped handing out candidates; %d of %d complete, exiting",
                 signal.Signals(stop.signal or signal.SIGTERM).name,
-                len(store.completed()),
+                sum(store.count_by_status().get(status, 0) for status in FINAL_STATUSES),
                 budget,
             )
             store.log_event("stop", signal.Signals(stop.signal or signal.SIGTERM).name)
@@ -245,8 +244,8 @@ def serve(config: Config) -> int:
 
 @contextlib.contextmanager
 def _open_state(path: Path, identity: dict[str, Any], config: Config) -> Iterator[Store]:
+    # An existing state was locked and checked by serve() before the data was loaded.
     if path.exists():
-        _check_identity(path, identity)
         store = Store.open(path)
     else:
         store = Store.create(path, {"identity": identity, "config": config.to_json()})

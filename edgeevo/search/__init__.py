@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from edgeevo.errors import ConfigError
 from edgeevo.fitness import Limits, Objectives
 from edgeevo.search.aging import AgingEvolution
@@ -14,49 +12,8 @@ from edgeevo.space import NasnetSpace
 __all__ = ["AgingEvolution", "RandomSearch", "Strategy", "create_strategy", "list_strategies"]
 
 
-class _Builder(Protocol):
-    def __call__(
-        self,
-        space: NasnetSpace,
-        objectives: Objectives,
-        limits: Limits,
-        *,
-        population: int,
-        sample: int,
-        seed: int,
-    ) -> Strategy: ...
-
-
-def _aging(
-    space: NasnetSpace,
-    objectives: Objectives,
-    limits: Limits,
-    *,
-    population: int,
-    sample: int,
-    seed: int,
-) -> Strategy:
-    return AgingEvolution(
-        space, objectives, population=population, sample=sample, seed=seed, limits=limits
-    )
-
-
-def _random(
-    space: NasnetSpace,
-    objectives: Objectives,
-    limits: Limits,
-    *,
-    population: int,
-    sample: int,
-    seed: int,
-) -> Strategy:
-    # Random search needs neither fitness nor a population; it takes the same arguments so that
-    # every strategy is created the same way.
-    return RandomSearch(space, seed=seed)
-
-
 # The values of ``[search] strategy``.
-_STRATEGIES: dict[str, _Builder] = {"aging": _aging, "random": _random}
+_STRATEGIES = ("aging", "random")
 
 
 def list_strategies() -> list[str]:
@@ -75,11 +32,15 @@ def create_strategy(
     seed: int,
 ) -> Strategy:
     """The strategy the config names; ConfigError listing the known names when unknown."""
-    try:
-        builder = _STRATEGIES[name]
-    except KeyError:
-        raise ConfigError(
-            f"[search] strategy = {name!r} is not a strategy; "
-            f"accepted: {', '.join(map(repr, _STRATEGIES))}"
-        ) from None
-    return builder(space, objectives, limits, population=population, sample=sample, seed=seed)
+    if name == "aging":
+        return AgingEvolution(
+            space, objectives, population=population, sample=sample, seed=seed, limits=limits
+        )
+    if name == "random":
+        # Random search needs neither fitness nor a population; it takes the same arguments so
+        # that every strategy is created the same way.
+        return RandomSearch(space, seed=seed)
+    raise ConfigError(
+        f"[search] strategy = {name!r} is not a strategy; "
+        f"accepted: {', '.join(map(repr, _STRATEGIES))}"
+    )
