@@ -25,7 +25,7 @@ from edgeevo.config import Config
 from edgeevo.errors import StateError
 from edgeevo.fitness import Limits, Objectives
 from edgeevo.result import FINAL_STATUSES, Result
-from edgeevo.space import NasnetSpace
+from edgeevo.space import NasnetSpace, create_space
 from edgeevo.store import Store
 
 logger = logging.getLogger(__name__)
@@ -139,9 +139,10 @@ def describe(result: Result) -> str:
 
 def serve(config: Config) -> int:
     """Run the search in ``config`` to its budget; returns the process exit code."""
+    from edgeevo.evaluate import create_evaluator
     from edgeevo.search import create_strategy
 
-    space = NasnetSpace(blocks=config.space.blocks, ops=tuple(config.space.ops))
+    space = create_space(config)
     objectives = Objectives.from_config(config.objectives)
     limits = Limits.from_config(config.limits)
     identity = experiment_identity(config, space)
@@ -155,9 +156,9 @@ def serve(config: Config) -> int:
         if state_path.exists():
             stack.enter_context(state_lock(state_path))
             _check_identity(state_path, identity)
-            evaluator = _create_evaluator(config, limits)
+            evaluator = create_evaluator(config, limits)
         else:
-            evaluator = _create_evaluator(config, limits)
+            evaluator = create_evaluator(config, limits)
             stack.enter_context(state_lock(state_path))
         store = stack.enter_context(_open_state(state_path, identity, config))
         strategy = create_strategy(
@@ -281,49 +282,3 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _create_evaluator(config: Config, limits: Limits):
-    """Everything a worker needs, loaded and checked before any state is written."""
-    import torch
-
-    from edgeevo.data import load_cifar10_split
-    from edgeevo.evaluate import Evaluator, LatencySettings
-    from edgeevo.hardware.latency import RuntimeSettings
-    from edgeevo.train import select_device
-
-    device_config = config.device
-    if device_config.profile:
-        from edgeevo.hardware.profile import load_profile
-
-        profile = load_profile(Path(device_config.profile).expanduser())
-        runtime = profile.runtime
-        profile_name = profile.name
-    else:
-        runtime = RuntimeSettings(
-            intra_op_threads=device_config.intra_op_threads,
-            inter_op_threads=device_config.inter_op_threads,
-        )
-        profile_name = "local"
-    latency = LatencySettings(
-        runtime=runtime,
-        profile=profile_name,
-        warmup=device_config.warmup,
-        repeats=device_config.repeats,
-    )
-
-    data = config.data
-    split = load_cifar10_split(
-        config.data_root,
-        train=data.train,
-        valid=data.valid,
-        seed=data.split_seed,
-        resolution=config.network.resolution,
-        download=data.download,
-        verify=data.verify,
-    )
-    device = select_device()
-    if device.type == "cpu":
-        torch.set_num_threads(config.workers.threads)
-    logger.info("training on %s; latency timed with %s settings", device, profile_name)
-    return Evaluator(split, config.network, config.train, latency, limits, device)

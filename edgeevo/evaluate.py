@@ -13,10 +13,11 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from edgeevo.config import NetworkSection, TrainSection
+from edgeevo.config import Config, NetworkSection, TrainSection
 from edgeevo.data import Split
 from edgeevo.fitness import Limits
 from edgeevo.hardware.cost import count_cost
@@ -123,3 +124,46 @@ class Evaluator:
         result.accuracy = outcome.accuracy
         result.train_seconds = outcome.seconds
         result.status = "ok"
+
+
+def create_evaluator(config: Config, limits: Limits) -> Evaluator:
+    """The evaluator a worker uses, with everything it needs loaded and checked (profile, data),
+    so that a daemon calls it before it writes any state."""
+    from edgeevo.data import load_cifar10_split
+    from edgeevo.train import select_device
+
+    device_config = config.device
+    if device_config.profile:
+        from edgeevo.hardware.profile import load_profile
+
+        profile = load_profile(Path(device_config.profile).expanduser())
+        runtime = profile.runtime
+        profile_name = profile.name
+    else:
+        runtime = RuntimeSettings(
+            intra_op_threads=device_config.intra_op_threads,
+            inter_op_threads=device_config.inter_op_threads,
+        )
+        profile_name = "local"
+    latency = LatencySettings(
+        runtime=runtime,
+        profile=profile_name,
+        warmup=device_config.warmup,
+        repeats=device_config.repeats,
+    )
+
+    data = config.data
+    split = load_cifar10_split(
+        config.data_root,
+        train=data.train,
+        valid=data.valid,
+        seed=data.split_seed,
+        resolution=config.network.resolution,
+        download=data.download,
+        verify=data.verify,
+    )
+    device = select_device()
+    if device.type == "cpu":
+        torch.set_num_threads(config.workers.threads)
+    logger.info("training on %s; latency timed with %s settings", device, profile_name)
+    return Evaluator(split, config.network, config.train, latency, limits, device)
