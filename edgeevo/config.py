@@ -69,6 +69,17 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class FinalSection(TrainSection):
+    """Training of a chosen candidate before ``edgeevo export``: the optimizer keys of [train],
+    longer, and on the whole training pool by default. The network keeps the shape it was
+    searched and timed at, so its latency stays the one the search measured."""
+
+    epochs: int = 30
+    train: int = 45000  # images of the training pool, all of it by default
+    valid: int = 5000  # images of the validation pool, all of it by default
+
+
+@dataclass(frozen=True)
 class DeviceSection:
     profile: str = ""  # empty: time on this machine with the thread settings below
     latency: str = "measure"
@@ -96,6 +107,7 @@ class Config:
     network: NetworkSection = field(default_factory=NetworkSection)
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
+    final: FinalSection = field(default_factory=FinalSection)
     objectives: dict[str, str] = field(
         default_factory=lambda: {"accuracy": "max", "latency_ms": "min", "flops": "min"}
     )
@@ -138,6 +150,14 @@ _MINIMUM: dict[str, float] = {
     "train.momentum": 0.0,
     "train.weight_decay": 0.0,
     "train.grad_clip": 0.0,
+    "final.epochs": 1,
+    "final.batch_size": 1,
+    "final.learning_rate": 0.0,
+    "final.momentum": 0.0,
+    "final.weight_decay": 0.0,
+    "final.grad_clip": 0.0,
+    "final.train": 1,
+    "final.valid": 1,
     "device.intra_op_threads": 1,
     "device.inter_op_threads": 1,
     "device.warmup": 0,
@@ -154,6 +174,8 @@ _MAXIMUM: dict[str, float] = {
     "network.resolution": 1024,
     "train.epochs": 10000,
     "train.batch_size": 65536,
+    "final.epochs": 10000,
+    "final.batch_size": 65536,
     "device.intra_op_threads": 1024,
     "device.inter_op_threads": 1024,
     "device.warmup": 100000,
@@ -162,7 +184,12 @@ _MAXIMUM: dict[str, float] = {
 }
 
 # Keys that must be strictly above their minimum: zero would silently break training.
-_POSITIVE = {"train.learning_rate", "train.grad_clip"}
+_POSITIVE = {
+    "train.learning_rate",
+    "train.grad_clip",
+    "final.learning_rate",
+    "final.grad_clip",
+}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "search.space": ("nasnet",),
@@ -314,4 +341,9 @@ def _check_relations(config: Config) -> None:
         raise ConfigError(
             f"{src}: [data] train = {config.data.train}, valid = {config.data.valid}; the fixed "
             "split of the 50,000 training images holds at most 45000 and 5000"
+        )
+    if config.final.valid > 5000 or config.final.train > 45000:
+        raise ConfigError(
+            f"{src}: [final] train = {config.final.train}, valid = {config.final.valid}; the "
+            "fixed split of the 50,000 training images holds at most 45000 and 5000"
         )
