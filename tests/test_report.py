@@ -108,7 +108,7 @@ def test_table_shows_the_front_with_units(state):
     assert "latency measured with profile local" in out
     assert "multiply-add counts as one" in out
     assert "hard limits: flops <= 5,000,000 FLOPs" in out
-    assert "8 candidates complete of 10: 6 trained, 1 infeasible, 1 failed" in out
+    assert "8 candidates complete of 10: 6 trained, 1 infeasible, 1 failed, 1 running" in out
 
 
 def test_csv_columns_to_stdout(state):

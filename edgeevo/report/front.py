@@ -301,7 +301,8 @@ def render_table(report: SearchReport, rows: list[Row], selection: Selection):
         f"{done} candidates complete"
         + (f" of {report.budget}" if report.budget else "")
         + f": {counts.get('ok', 0)} trained, {counts.get('infeasible', 0)} infeasible, "
-        f"{counts.get('failed', 0)} failed",
+        f"{counts.get('failed', 0)} failed"
+        + "".join(f", {counts[s]} {s}" for s in ("running", "interrupted") if counts.get(s)),
         f"objectives: {', '.join(f'{n} ({d})' for n, d in report.objectives.items)}",
         "hard limits: " + (", ".join(_limit_lines(report.limits)) or "none"),
         f"shown: {selection.describe()}",
