@@ -223,14 +223,15 @@ def export(
             state, candidate, out, config=None if config is None else load_config(config)
         )
         result = exported.candidate
+        latency = "no latency" if result.latency_ms is None else f"{result.latency_ms:.3f} ms"
+        flops = "?" if result.flops is None else f"{result.flops / 1e6:.2f}"
         typer.echo(
             f"wrote {exported.path}: candidate [{result.candidate_id}], validation accuracy "
             f"{100 * exported.validation_accuracy:.2f}% ({exported.validation_images} images), "
             f"test accuracy {100 * exported.test_accuracy:.2f}% ({exported.test_images} images), "
-            f"latency {result.latency_ms:.3f} ms ({result.latency_source}, profile "
-            f"{result.profile}), {(result.flops or 0) / 1e6:.2f} MFLOPs (multiply-add = 1); "
-            f"ONNX Runtime within {exported.parity_max_diff:.1g} of PyTorch on "
-            f"{exported.parity_images} test images"
+            f"latency {latency} ({result.latency_source}, profile {result.profile}), "
+            f"{flops} MFLOPs (multiply-add = 1); ONNX Runtime within "
+            f"{exported.parity_max_diff:.1g} of PyTorch on {exported.parity_images} test images"
         )
 
     _run(action)

@@ -70,9 +70,10 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class FinalSection(TrainSection):
-    """Training of a chosen candidate before ``edgeevo export``: the optimizer keys of [train],
-    longer, and on the whole training pool by default. The network keeps the shape it was
-    searched and timed at, so its latency stays the one the search measured."""
+    """Training of a chosen candidate before ``edgeevo export``: longer than [train], on the
+    whole training pool by default, with [train]'s optimizer keys unless it sets its own. The
+    network keeps the shape it was searched and timed at, so its latency stays the one the
+    search measured."""
 
     epochs: int = 30
     train: int = 45000  # images of the training pool, all of it by default
@@ -191,6 +192,9 @@ _POSITIVE = {
     "final.grad_clip",
 }
 
+# The keys [final] takes from [train] when it does not set them.
+_FINAL_INHERITS = ("batch_size", "learning_rate", "momentum", "weight_decay", "grad_clip")
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "search.space": ("nasnet",),
     "search.strategy": ("aging", "random"),
@@ -229,6 +233,8 @@ def parse_config(doc: dict[str, Any], *, source: str = "<config>") -> Config:
         if f.name == "source" or f.name not in doc:
             continue
         raw = doc[f.name]
+        if f.name == "final":
+            continue  # built below, on top of [train]
         if f.name == "objectives":
             sections[f.name] = _parse_mapping(source, f.name, raw, str)
         elif f.name == "limits":
@@ -236,6 +242,13 @@ def parse_config(doc: dict[str, Any], *, source: str = "<config>") -> Config:
         else:
             section_type = typing.get_type_hints(Config)[f.name]
             sections[f.name] = _parse_section(source, f.name, section_type, raw)
+    # [final] takes the optimizer keys it does not set from [train], so a tuned learning rate
+    # carries over to the final training.
+    train = sections.get("train", TrainSection())
+    inherited = {key: getattr(train, key) for key in _FINAL_INHERITS}
+    sections["final"] = _parse_section(
+        source, "final", FinalSection, {**inherited, **doc.get("final", {})}
+    )
     config = Config(**sections, source=source)
     _check_relations(config)
     return config

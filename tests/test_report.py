@@ -281,6 +281,12 @@ def test_final_section_parses_and_is_checked():
     config = parse_config({"final": {"epochs": 3, "train": 100}})
     assert (config.final.epochs, config.final.train, config.final.valid) == (3, 100, 5000)
     assert config.final.batch_size == 128  # the optimizer keys of [train], with its defaults
+    config = parse_config(
+        {"train": {"learning_rate": 0.1, "batch_size": 64}, "final": {"momentum": 0.8}}
+    )
+    assert (config.final.learning_rate, config.final.batch_size) == (0.1, 64)  # from [train]
+    assert (config.final.momentum, config.final.epochs) == (0.8, 30)
+    assert parse_config(config.to_json()).final == config.final  # as a state stores it
     with pytest.raises(EdgeevoError, match=r"\[final\] train = 50000, valid = 5000; the fixed"):
         parse_config({"final": {"train": 50000}})
     with pytest.raises(EdgeevoError, match=r"\[final\] learning_rate = 0; expected more than 0"):

@@ -66,8 +66,9 @@ def _accuracy_against_latency(figure, ax, report: SearchReport) -> None:
             alpha=0.9,
             linewidths=0,
             zorder=3,
-            label=f"trained ({len(trained)})",
         )
+        # The legend's marker in a neutral grey: the colour belongs to the FLOPs scale.
+        ax.scatter([], [], color="#777777", s=36, label=f"trained ({len(trained)})")
         bar = figure.colorbar(points, ax=ax, pad=0.01)
         label = "MFLOPs (fvcore, one multiply-add = 1)"
         if limits.flops is not None:
