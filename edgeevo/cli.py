@@ -94,9 +94,6 @@ def serve(
     raise typer.Exit(code)
 
 
-FORMATS = ("table", "csv", "json")
-
-
 @app.command()
 def pareto(
     state: Annotated[Path, typer.Option("--state", "-s", help="The search's state file.")],
@@ -135,7 +132,7 @@ def pareto(
     def action() -> None:
         from edgeevo.errors import EdgeevoError
         from edgeevo.files import check_output_path, write_atomically
-        from edgeevo.report import Selection, load_report, select, to_csv, to_json
+        from edgeevo.report import FORMATS, Selection, load_report, render_text, select
 
         if output_format not in FORMATS:
             raise EdgeevoError(
@@ -153,12 +150,8 @@ def pareto(
 
         report = load_report(state)
         rows = select(report, selection)
-        if output_format == "table":
-            text = _table_text(report, rows, selection, to_file=out is not None)
-        elif output_format == "csv":
-            text = to_csv(rows)
-        else:
-            text = to_json(report, rows, selection)
+        terminal = out is None and sys.stdout.isatty()
+        text = render_text(report, rows, selection, output_format, terminal=terminal)
 
         # Files first: a failed write then leaves no half-finished output on the terminal.
         if out is not None:
@@ -179,24 +172,6 @@ def pareto(
             typer.echo(f"wrote {path}", err=True)
 
     _run(action)
-
-
-def _table_text(report, rows, selection, *, to_file: bool) -> str:
-    import io
-
-    from rich.console import Console
-
-    from edgeevo.report import render_table
-
-    buffer = io.StringIO()
-    # On a terminal the table takes its width and colours; in a file, plain text 100 wide.
-    console = (
-        Console(file=buffer, width=100, color_system=None)
-        if to_file or not sys.stdout.isatty()
-        else Console(file=buffer, force_terminal=True)
-    )
-    console.print(render_table(report, rows, selection))
-    return buffer.getvalue()
 
 
 @app.command()

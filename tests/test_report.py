@@ -300,3 +300,15 @@ def test_importing_the_report_loads_no_plotting_or_templates():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_render_text_formats(state):
+    from edgeevo.report import render_text
+
+    report = load_report(state)
+    rows = select(report, Selection(max_latency=0.3))
+    assert render_text(report, rows, Selection(), "csv").splitlines()[1].startswith("6,0.28,0.3,")
+    table = render_text(report, rows, Selection(), "table")
+    assert "\x1b[" not in table and max(len(line) for line in table.splitlines()) <= 100
+    with pytest.raises(EdgeevoError, match=r"format 'xml'; expected one of: table, csv, json"):
+        render_text(report, rows, Selection(), "xml")

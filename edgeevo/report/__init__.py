@@ -7,6 +7,7 @@ by the functions that need them, so importing this package is cheap.
 
 from edgeevo.report.front import (
     CSV_COLUMNS,
+    FORMATS,
     SORT_KEYS,
     Progress,
     Row,
@@ -14,6 +15,7 @@ from edgeevo.report.front import (
     Selection,
     load_report,
     render_table,
+    render_text,
     search_progress,
     select,
     to_csv,
@@ -22,6 +24,7 @@ from edgeevo.report.front import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "FORMATS",
     "SORT_KEYS",
     "Progress",
     "Row",
@@ -29,6 +32,7 @@ __all__ = [
     "Selection",
     "load_report",
     "render_table",
+    "render_text",
     "search_progress",
     "select",
     "to_csv",

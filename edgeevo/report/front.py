@@ -24,6 +24,8 @@ FLOPS_NOTE = "FLOPs as fvcore counts them: one multiply-add counts as one, at ba
 LATENCY_NOTE = "latency: median of repeated ONNX Runtime runs at batch 1, in ms"
 DEFAULT_OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "flops": "min"}
 
+FORMATS = ("table", "csv", "json")
+
 # What rows can be sorted by: Result attribute names, plus the candidate id and its age. Each
 # sorts best first in its own direction: accuracy highest first, the others lowest first.
 SORT_KEYS = ("latency_ms", "accuracy", "flops", "params", "id", "age")
@@ -279,6 +281,33 @@ def to_json(report: SearchReport, rows: list[Row], selection: Selection) -> str:
         ],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def render_text(
+    report: SearchReport,
+    rows: list[Row],
+    selection: Selection,
+    output_format: str,
+    *,
+    terminal: bool = False,
+) -> str:
+    """The rows in one of :data:`FORMATS`. A table for a terminal takes its width and colours;
+    otherwise it is plain text, 100 characters wide."""
+    if output_format == "csv":
+        return to_csv(rows)
+    if output_format == "json":
+        return to_json(report, rows, selection)
+    if output_format != "table":
+        raise EdgeevoError(f"format {output_format!r}; expected one of: {', '.join(FORMATS)}")
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    if terminal:
+        console = Console(file=buffer, force_terminal=True)
+    else:
+        console = Console(file=buffer, width=100, color_system=None)
+    console.print(render_table(report, rows, selection))
+    return buffer.getvalue()
 
 
 def latency_sources(rows: list[Row]) -> list[str]:
