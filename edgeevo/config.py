@@ -80,6 +80,10 @@ class FinalSection(TrainSection):
     valid: int = 5000  # images of the validation pool, all of it by default
 
 
+# The keys [final] takes from [train] when it does not set them.
+_FINAL_INHERITS = ("batch_size", "learning_rate", "momentum", "weight_decay", "grad_clip")
+
+
 @dataclass(frozen=True)
 class DeviceSection:
     profile: str = ""  # empty: time on this machine with the thread settings below
@@ -185,15 +189,7 @@ _MAXIMUM: dict[str, float] = {
 }
 
 # Keys that must be strictly above their minimum: zero would silently break training.
-_POSITIVE = {
-    "train.learning_rate",
-    "train.grad_clip",
-    "final.learning_rate",
-    "final.grad_clip",
-}
-
-# The keys [final] takes from [train] when it does not set them.
-_FINAL_INHERITS = ("batch_size", "learning_rate", "momentum", "weight_decay", "grad_clip")
+_POSITIVE = {"train.learning_rate", "train.grad_clip", "final.learning_rate", "final.grad_clip"}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "search.space": ("nasnet",),

@@ -243,8 +243,10 @@ def _progress(ax, report: SearchReport) -> None:
         fontsize=8,
         frameon=False,
     )
-    ax.text(0.01, 0.99, f"reference: {reference}", transform=ax.transAxes, va="top", fontsize=8)
-    ax.text(0.01, 0.93, FLOPS_NOTE, transform=ax.transAxes, va="top", fontsize=7, alpha=0.8)
+    box = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5}
+    note = {"transform": ax.transAxes, "va": "top", "bbox": box}
+    ax.text(0.01, 0.99, f"reference: {reference}", fontsize=8, **note)
+    ax.text(0.01, 0.93, FLOPS_NOTE, fontsize=7, alpha=0.8, **note)
 
 
 def _reference_text(name: str, value: float) -> str:
