@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_CONFIG ?= examples/quickstart.toml
 DEMO_STATE ?= runs/quickstart/state.db
+DEMO_RUNS ?= runs/quickstart
 
 .PHONY: demo test lint clean-demo
 
@@ -16,7 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/edgeevo serve --config $(DEMO_CONFIG)
 	$(BIN)/edgeevo pareto --state $(DEMO_STATE) \
-		--csv runs/quickstart/front.csv --json runs/quickstart/front.json
+		--plot $(DEMO_RUNS)/front.png --html $(DEMO_RUNS)/report
+	$(BIN)/edgeevo pareto --state $(DEMO_STATE) --format csv --out $(DEMO_RUNS)/front.csv
+	$(BIN)/edgeevo pareto --state $(DEMO_STATE) --format json --out $(DEMO_RUNS)/front.json
 
 test: $(STAMP)
 	$(BIN)/ruff check .

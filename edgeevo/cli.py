@@ -97,31 +97,117 @@ def serve(
 @app.command()
 def pareto(
     state: Annotated[Path, typer.Option("--state", "-s", help="The search's state file.")],
-    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the front as CSV.")] = None,
-    json: Annotated[
-        Path | None, typer.Option("--json", help="Also write the front as JSON.")
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every completed candidate, not only the front.")
+    ] = False,
+    max_latency: Annotated[
+        float | None, typer.Option(help="Only rows with latency at most this, in ms.")
+    ] = None,
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option(help="Only rows with validation accuracy at least this (0.3 for 30%)."),
+    ] = None,
+    sort: Annotated[
+        str, typer.Option(help="Sort by latency_ms, accuracy, flops, params, id or age.")
+    ] = "latency_ms",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv or json.")
+    ] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the format here, not to stdout.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw accuracy against latency and progress (PNG).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained page: DIR/index.html.")
     ] = None,
 ) -> None:
-    """Print the Pareto front of a search; works while the daemon is still writing."""
+    """Show the Pareto front of a search; works while the daemon is still writing.
+
+    Filters and the sort apply to the rows (table, CSV, JSON, the page's table); the plots show
+    every candidate.
+    """
 
     def action() -> None:
-        from rich.console import Console
+        from edgeevo.errors import EdgeevoError
+        from edgeevo.files import check_output_path, write_atomically
+        from edgeevo.report import FORMATS, Selection, load_report, render_text, select
 
-        from edgeevo.files import check_output_path
-        from edgeevo.report import load_front, render_front, write_csv, write_json
-
-        outputs = [path for path in (csv, json) if path is not None]
+        if output_format not in FORMATS:
+            raise EdgeevoError(
+                f"--format {output_format!r}; expected one of: {', '.join(FORMATS)}"
+            )
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise EdgeevoError(f"--plot {str(plot)!r}; expected a file name ending in .png")
+        selection = Selection(
+            everything=everything, max_latency=max_latency, min_accuracy=min_accuracy, sort=sort
+        )
+        page = None if html is None else html / "index.html"
+        outputs = [path for path in (out, plot, page) if path is not None]
         for path in outputs:
             check_output_path(path, protect=(state,))
-        report = load_front(state)
+
+        report = load_report(state)
+        rows = select(report, selection)
+        terminal = out is None and sys.stdout.isatty()
+        text = render_text(report, rows, selection, output_format, terminal=terminal)
+
         # Files first: a failed write then leaves no half-finished output on the terminal.
-        if csv is not None:
-            write_csv(report, csv)
-        if json is not None:
-            write_json(report, json)
-        Console().print(render_front(report))
+        if out is not None:
+            write_atomically(out, text)
+        if plot is not None:
+            from edgeevo.report.plots import write_plot
+
+            write_plot(report, plot)
+        if html is not None:
+            from edgeevo.report.page import write_page
+
+            write_page(report, rows, selection, html)
+        if out is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        # Where the files went, on stderr: stdout may be the CSV or JSON itself.
         for path in outputs:
-            typer.echo(f"wrote {path}")
+            typer.echo(f"wrote {path}", err=True)
+
+    _run(action)
+
+
+@app.command()
+def export(
+    state: Annotated[Path, typer.Option("--state", "-s", help="The search's state file.")],
+    candidate: Annotated[int, typer.Argument(help="The candidate's id, as the front shows it.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the ONNX model.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Take [final] and [data] from this config, not the stored one."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Train a candidate with the [final] settings, test it once, and write it as ONNX."""
+    _configure_logging(verbose)
+
+    def action() -> None:
+        from edgeevo.config import load_config
+        from edgeevo.report.export import export_candidate
+
+        exported = export_candidate(
+            state, candidate, out, config=None if config is None else load_config(config)
+        )
+        result = exported.candidate
+        latency = "no latency" if result.latency_ms is None else f"{result.latency_ms:.3f} ms"
+        flops = "?" if result.flops is None else f"{result.flops / 1e6:.2f}"
+        typer.echo(
+            f"wrote {exported.path}: candidate [{result.candidate_id}], validation accuracy "
+            f"{100 * exported.validation_accuracy:.2f}% ({exported.validation_images} images), "
+            f"test accuracy {100 * exported.test_accuracy:.2f}% ({exported.test_images} images), "
+            f"latency {latency} ({result.latency_source}, profile {result.profile}), "
+            f"{flops} MFLOPs (multiply-add = 1); ONNX Runtime within "
+            f"{exported.parity_max_diff:.1g} of PyTorch on {exported.parity_images} test images"
+        )
 
     _run(action)
 

@@ -69,6 +69,22 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class FinalSection(TrainSection):
+    """Training of a chosen candidate before ``edgeevo export``: longer than [train], on the
+    whole training pool by default, with [train]'s optimizer keys unless it sets its own. The
+    network keeps the shape it was searched and timed at, so its latency stays the one the
+    search measured."""
+
+    epochs: int = 30
+    train: int = 45000  # images of the training pool, all of it by default
+    valid: int = 5000  # images of the validation pool, all of it by default
+
+
+# The keys [final] takes from [train] when it does not set them.
+_FINAL_INHERITS = ("batch_size", "learning_rate", "momentum", "weight_decay", "grad_clip")
+
+
+@dataclass(frozen=True)
 class DeviceSection:
     profile: str = ""  # empty: time on this machine with the thread settings below
     latency: str = "measure"
@@ -96,6 +112,7 @@ class Config:
     network: NetworkSection = field(default_factory=NetworkSection)
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
+    final: FinalSection = field(default_factory=FinalSection)
     objectives: dict[str, str] = field(
         default_factory=lambda: {"accuracy": "max", "latency_ms": "min", "flops": "min"}
     )
@@ -138,6 +155,14 @@ _MINIMUM: dict[str, float] = {
     "train.momentum": 0.0,
     "train.weight_decay": 0.0,
     "train.grad_clip": 0.0,
+    "final.epochs": 1,
+    "final.batch_size": 1,
+    "final.learning_rate": 0.0,
+    "final.momentum": 0.0,
+    "final.weight_decay": 0.0,
+    "final.grad_clip": 0.0,
+    "final.train": 1,
+    "final.valid": 1,
     "device.intra_op_threads": 1,
     "device.inter_op_threads": 1,
     "device.warmup": 0,
@@ -154,6 +179,8 @@ _MAXIMUM: dict[str, float] = {
     "network.resolution": 1024,
     "train.epochs": 10000,
     "train.batch_size": 65536,
+    "final.epochs": 10000,
+    "final.batch_size": 65536,
     "device.intra_op_threads": 1024,
     "device.inter_op_threads": 1024,
     "device.warmup": 100000,
@@ -162,7 +189,7 @@ _MAXIMUM: dict[str, float] = {
 }
 
 # Keys that must be strictly above their minimum: zero would silently break training.
-_POSITIVE = {"train.learning_rate", "train.grad_clip"}
+_POSITIVE = {"train.learning_rate", "train.grad_clip", "final.learning_rate", "final.grad_clip"}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "search.space": ("nasnet",),
@@ -202,6 +229,8 @@ def parse_config(doc: dict[str, Any], *, source: str = "<config>") -> Config:
         if f.name == "source" or f.name not in doc:
             continue
         raw = doc[f.name]
+        if f.name == "final":
+            continue  # built below, on top of [train]
         if f.name == "objectives":
             sections[f.name] = _parse_mapping(source, f.name, raw, str)
         elif f.name == "limits":
@@ -209,6 +238,13 @@ def parse_config(doc: dict[str, Any], *, source: str = "<config>") -> Config:
         else:
             section_type = typing.get_type_hints(Config)[f.name]
             sections[f.name] = _parse_section(source, f.name, section_type, raw)
+    # [final] takes the optimizer keys it does not set from [train], so a tuned learning rate
+    # carries over to the final training.
+    train = sections.get("train", TrainSection())
+    inherited = {key: getattr(train, key) for key in _FINAL_INHERITS}
+    sections["final"] = _parse_section(
+        source, "final", FinalSection, {**inherited, **doc.get("final", {})}
+    )
     config = Config(**sections, source=source)
     _check_relations(config)
     return config
@@ -314,4 +350,9 @@ def _check_relations(config: Config) -> None:
         raise ConfigError(
             f"{src}: [data] train = {config.data.train}, valid = {config.data.valid}; the fixed "
             "split of the 50,000 training images holds at most 45000 and 5000"
+        )
+    if config.final.valid > 5000 or config.final.train > 45000:
+        raise ConfigError(
+            f"{src}: [final] train = {config.final.train}, valid = {config.final.valid}; the "
+            "fixed split of the 50,000 training images holds at most 45000 and 5000"
         )

@@ -9,15 +9,16 @@ from pathlib import Path
 from edgeevo.errors import EdgeevoError
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` under a temporary name beside ``path`` and rename it into place, so a
-    reader sees the old file or the new one; EdgeevoError when it cannot be written."""
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes under a temporary name beside ``path`` and rename it into
+    place, so a reader sees the old file or the new one; EdgeevoError when it cannot be written."""
     check_output_path(path)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with open(partial, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(partial, 0o644)

@@ -192,6 +192,19 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state file {str(self.path)!r}: write failed ({exc})") from exc
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the file, even while the daemon commits.
+
+        In WAL mode a reader takes no lock that a writer waits on: the daemon goes on writing,
+        and the reader sees the file as it was when its first read began.
+        """
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("ROLLBACK")
+
     # -- meta ------------------------------------------------------------------------------
 
     def meta(self, key: str) -> Any:

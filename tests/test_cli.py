@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "torchvision", "onnx", "onnxruntime", "fvcore")
+HEAVY = ("torch", "torchvision", "onnx", "onnxruntime", "fvcore", "matplotlib", "jinja2")
 
 
 def test_importing_the_cli_loads_no_heavy_module():
@@ -21,7 +21,7 @@ def test_help_lists_the_commands_and_version_prints():
     out = subprocess.run(
         [sys.executable, "-m", "edgeevo.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("serve", "pareto", "profile-device"):
+    for command in ("serve", "pareto", "export", "profile-device"):
         assert command in out
     version = subprocess.run(
         [sys.executable, "-m", "edgeevo.cli", "--version"],

@@ -129,15 +129,16 @@ def test_serve_runs_to_budget_and_a_killed_run_continues_exactly(tmp_path, data_
 
     # The front is printed, and written as CSV and JSON on request.
     csv_path, json_path = tmp_path / "front.csv", tmp_path / "front.json"
-    code, out, err = run(
-        "pareto", "--state", str(state), "--csv", str(csv_path), "--json", str(json_path)
-    )
+    code, out, err = run("pareto", "--state", str(state))
     assert code == 0, err
     assert "Pareto front" in out and "multiply-add counts as one" in out
+    for fmt, path in (("csv", csv_path), ("json", json_path)):
+        code, _, err = run("pareto", "--state", str(state), "--format", fmt, "--out", str(path))
+        assert code == 0, err
     doc = json.loads(json_path.read_text())
     assert doc["objectives"] == {"accuracy": "max"}
-    best = max(x["accuracy"] for x in doc["front"])
-    assert len(doc["front"]) >= 1 and 0.0 <= best <= 1.0
+    best = max(x["accuracy"] for x in doc["candidates"])
+    assert len(doc["candidates"]) >= 1 and 0.0 <= best <= 1.0
     assert csv_path.read_text().splitlines()[0].startswith("id,accuracy,latency_ms")
 
 
@@ -269,8 +270,8 @@ def test_pareto_refuses_to_write_over_its_state(tmp_path):
     state = tmp_path / "state.db"
     Store.create(state, {"identity": {}}).close()
     before = state.read_bytes()
-    for flag in ("--csv", "--json"):
-        code, _, err = run("pareto", "--state", str(state), flag, str(state))
+    for fmt in ("csv", "json"):
+        code, _, err = run("pareto", "--state", str(state), "--format", fmt, "--out", str(state))
         assert_one_line_error(code, err, "is the state file itself")
     assert state.read_bytes() == before
 
@@ -278,12 +279,12 @@ def test_pareto_refuses_to_write_over_its_state(tmp_path):
 def test_pareto_output_errors_come_before_any_output(tmp_path):
     state = tmp_path / "state.db"
     Store.create(state, {"identity": {}}).close()
-    code, out, err = run("pareto", "--state", str(state), "--csv", str(tmp_path))
+    code, out, err = run("pareto", "--state", str(state), "--out", str(tmp_path))
     assert_one_line_error(code, err, str(tmp_path), "is a folder; expected a file path")
     assert out == ""
     blocked = tmp_path / "file"
     blocked.write_text("")
-    code, out, err = run("pareto", "--state", str(state), "--json", str(blocked / "front.json"))
+    code, out, err = run("pareto", "--state", str(state), "--out", str(blocked / "front.json"))
     assert_one_line_error(code, err, "cannot be written", "is not a writable folder")
 
 
@@ -332,4 +333,4 @@ def test_states_with_special_characters_in_their_path(tmp_path):
         Store.create(state, {"identity": {}}).close()
         code, out, err = run("pareto", "--state", str(state))
         assert code == 0, err
-        assert "Pareto front: 0 candidates" in out
+        assert "Pareto front: 0 of 0 completed" in out
