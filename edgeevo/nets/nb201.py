@@ -40,18 +40,23 @@ def create_nb201_op(name: str, channels: int) -> nn.Module:
 
 class Nb201Cell(nn.Module):
     """Node j sums one op of every earlier node; node 3 is the output. A ``none`` edge adds
-    nothing and gets no module; a node without any other edge is zero."""
+    nothing and gets no module; a node without any other edge is zero. An edge into a node that
+    reaches the output by none but ``none`` edges is left out too: it could not change the
+    output, and its weights would never train."""
 
     def __init__(self, genotype: Nb201Genotype, channels: int) -> None:
         super().__init__()
-        self.edges = [
-            (source, target)
-            for (source, target), op in zip(EDGES, genotype.ops, strict=True)
-            if op != "none"
+        live = {NODES - 1}
+        for (source, target), op in reversed(list(zip(EDGES, genotype.ops, strict=True))):
+            if op != "none" and target in live:
+                live.add(source)
+        kept = [
+            (edge, op)
+            for edge, op in zip(EDGES, genotype.ops, strict=True)
+            if op != "none" and edge[1] in live
         ]
-        self.ops = nn.ModuleList(
-            create_nb201_op(op, channels) for op in genotype.ops if op != "none"
-        )
+        self.edges = [edge for edge, _ in kept]
+        self.ops = nn.ModuleList(create_nb201_op(op, channels) for _, op in kept)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]  # (B, C, H, W) each
