@@ -253,10 +253,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(title: str, scores: dict, budgets: list[int], fmt: str) -> None:
-    print(f"\n{title}")
+    print(f"\n{title}", flush=True)
     print(f"{'strategy':<10}" + "".join(f"{b:>10}" for b in budgets))
     for name, by_budget in scores.items():
-        print(f"{name:<10}" + "".join(f"{fmt.format(by_budget[str(b)]):>10}" for b in budgets))
+        print(
+            f"{name:<10}" + "".join(f"{fmt.format(by_budget[str(b)]):>10}" for b in budgets),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

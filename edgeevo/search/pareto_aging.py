@@ -6,12 +6,13 @@ members drawn from the population. What changes, each measured on NAS-Bench-201
 (``benchmarks/search_nb201.py``; README, "Search quality"):
 
 1. A trained member ranks by how many members of the search's front (the nondominated trained
-   candidates of the whole search, dead or alive) dominate it, not by its rank within the
-   sample: a member on the search's front beats one that only looks good among S others.
+   candidates of the whole search, dead or alive) dominate it: a member on the search's front
+   beats one that only looks good among S others. Members off the front, tied on that count,
+   rank by their front rank within the sample, as in :mod:`aging`.
 2. Ties among members on the front go to the one with the largest exclusive hypervolume
-   contribution to that front (the volume only it dominates); the front's extremes, best in
-   some objective, count as infinite, as in NSGA-II's crowding distance. The parent is drawn
-   to the sparse and the leading parts of the front.
+   contribution to that front (the volume only it dominates, up to the worst value seen in
+   each objective); the member best in the first objective counts as infinite. The parent is
+   drawn to the sparse parts of the front and to its leading end.
 3. No genotype is evaluated twice: a child whose key a completed candidate has is replaced by
    another mutation of the parent, and when the parent's neighbourhood is spent, mutated a step
    further.
@@ -25,7 +26,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from edgeevo.fitness import Limits, Objectives, hypervolume
+from edgeevo.fitness import Limits, Objectives, hypervolume, nondominated_sort
 from edgeevo.result import FINAL_STATUSES, Proposal, Result
 from edgeevo.search.aging import check_sizes
 from edgeevo.search.base import Strategy
@@ -140,18 +141,23 @@ class ParetoAgingEvolution(Strategy):
         self._contributions = None
 
     def _contribution(self, point: Point) -> float:
-        """The volume of the front's hypervolume that only ``point`` dominates; infinite for a
-        point best in some objective. The reference is the worst value seen in each objective,
-        which moves no point's share but the extremes', and those are infinite."""
+        """The volume of the front's hypervolume that only ``point`` dominates, up to the worst
+        value seen in each objective; infinite for the point best in the first objective.
+
+        The first objective leads: without its best member as a parent the front's leading
+        end is lost when that member dies of age. Other extremes get their volume like any
+        member: an extreme that is also the worst seen in another objective (a cell at chance
+        accuracy that is the fastest of all, say) covers nothing worth a parent.
+        """
         if self._contributions is None:
             front = self._front
-            best = [min(p[k] for p in front) for k in range(len(self._worst))]
+            leader = min(p[0] for p in front)
             directions = ["min"] * len(self._worst)
             total = hypervolume(front, directions, self._worst)
             self._contributions = {
                 p: (
                     float("inf")
-                    if any(v == b for v, b in zip(p, best, strict=True))
+                    if p[0] == leader
                     else total - hypervolume(front[:i] + front[i + 1 :], directions, self._worst)
                 )
                 for i, p in enumerate(front)
@@ -174,6 +180,9 @@ class ParetoAgingEvolution(Strategy):
             if min(counts) == 0:
                 shares = [self._contribution(member.point) for member in tied]
                 tied = [member for member, s in zip(tied, shares, strict=True) if s == max(shares)]
+            else:
+                ranks = _ranks([member.point for member in tied])
+                tied = [member for member, r in zip(tied, ranks, strict=True) if r == 0]
         elif best_tier == INFEASIBLE:
             least = min(member.excess for member in tied)
             tied = [member for member in tied if member.excess == least]
@@ -184,3 +193,8 @@ class ParetoAgingEvolution(Strategy):
 def _dominates(a: Point, b: Point) -> bool:
     """Minimisation: ``a`` is nowhere worse than ``b`` and better somewhere."""
     return a != b and all(x <= y for x, y in zip(a, b, strict=True))
+
+
+def _ranks(points: list[Point]) -> list[int]:
+    """The front rank of each of ``points`` among themselves (minimisation)."""
+    return nondominated_sort(points, ["min"] * len(points[0]))
