@@ -102,6 +102,11 @@ def test_network_trains_a_step_counts_and_exports() -> None:
     cell = model.body[0]
     assert cell.edges == [(0, 1), (0, 3), (1, 3)]
     cost = count_cost(model.eval(), 16)
-    assert cost.params == sum(p.numel() for p in model.parameters())
+    # Weights of the 3x3 convs (no bias) and batch norms (2 per channel), by hand. Stem: 3*4*9 +
+    # 8 = 116. Cells at C channels: two 3x3 convs, 2 * (9C^2 + 2C): 304, 1184, 4672 at C = 4, 8,
+    # 16. ResNet blocks C -> 2C: 9 * C * 2C + 4C, 9 * (2C)^2 + 4C, 1x1 shortcut 2C^2: 928 and
+    # 3648. Head: batch norm 32, classifier 16 * 10 + 10 = 170.
+    assert cost.params == 116 + 304 + 928 + 1184 + 3648 + 4672 + 32 + 170 == 11054
     assert cost.flops > 0
+    assert dict(cost.uncounted_ops) == {}
     assert len(export_onnx(model, 16)) > 0

@@ -66,7 +66,8 @@ class Nb201Cell(nn.Module):
                 for (source, to), op in zip(self.edges, self.ops, strict=True)
                 if to == target
             ]
-            nodes.append(torch.stack(terms).sum(0) if terms else torch.zeros_like(x))
+            # Added pairwise (aten::add), which the FLOPs count covers, rather than stacked.
+            nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
         return nodes[-1]
 
 
