@@ -25,7 +25,7 @@ DATA_ROOT_ENV = "EDGEEVO_DATA_ROOT"
 @dataclass(frozen=True)
 class SearchSection:
     space: str = "nasnet"
-    strategy: str = "aging"
+    strategy: str = "pareto"
     population: int = 100  # P: members alive at once
     sample: int = 25  # S: tournament size
     budget: int = 1000  # candidates evaluated in all (the paper's cycles plus the first P)
@@ -106,6 +106,17 @@ class StateSection:
 
 
 @dataclass(frozen=True)
+class TableSection:
+    """Evaluation by lookup in a table of evaluated architectures instead of training."""
+
+    path: str = ""  # empty: candidates are trained and timed
+    architecture: str = "arch_str"  # the column of genotypes in their JSON form
+    accuracy: str = "cifar10_test_acc"
+    accuracy_unit: str = "percent"  # or "fraction"
+    latency: str = "raspi4_ms"  # in ms
+
+
+@dataclass(frozen=True)
 class Config:
     search: SearchSection = field(default_factory=SearchSection)
     space: SpaceSection = field(default_factory=SpaceSection)
@@ -120,6 +131,7 @@ class Config:
     device: DeviceSection = field(default_factory=DeviceSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
     state: StateSection = field(default_factory=StateSection)
+    table: TableSection = field(default_factory=TableSection)
     source: str = "<defaults>"
 
     @property
@@ -192,8 +204,9 @@ _MAXIMUM: dict[str, float] = {
 _POSITIVE = {"train.learning_rate", "train.grad_clip", "final.learning_rate", "final.grad_clip"}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "search.space": ("nasnet",),
-    "search.strategy": ("aging", "random"),
+    "search.space": ("nasnet", "nb201"),
+    "search.strategy": ("pareto", "aging", "random"),
+    "table.accuracy_unit": ("percent", "fraction"),
     "data.dataset": ("cifar10",),
     "device.latency": ("measure",),
 }
@@ -336,6 +349,11 @@ def _check_relations(config: Config) -> None:
             if not message.startswith("["):
                 message = f"[{section}] {message}"
             raise ConfigError(f"{src}: {message}") from None
+    if config.search.space != "nasnet":
+        from edgeevo.space import create_space
+
+        create_space(config)
+    _check_table(config)
     search = config.search
     if search.sample > search.population:
         raise ConfigError(
@@ -356,3 +374,25 @@ def _check_relations(config: Config) -> None:
             f"{src}: [final] train = {config.final.train}, valid = {config.final.valid}; the "
             "fixed split of the 50,000 training images holds at most 45000 and 5000"
         )
+
+
+def _check_table(config: Config) -> None:
+    """A table gives accuracy and latency only: objectives and limits must keep to those."""
+    if not config.table.path:
+        return
+    src = config.source
+    other = sorted(set(config.objectives) - {"accuracy", "latency_ms"})
+    if other:
+        raise ConfigError(
+            f"{src}: [objectives] {other[0]} cannot be looked up in [table]; a table gives "
+            'accuracy and latency_ms: set [objectives] accuracy = "max", latency_ms = "min"'
+        )
+    limited = sorted(set(config.limits) - {"latency_ms"})
+    if limited:
+        raise ConfigError(
+            f"{src}: [limits] {limited[0]} cannot be checked with [table]; a table gives "
+            "latency_ms only"
+        )
+    for key in ("architecture", "accuracy", "latency"):
+        if not getattr(config.table, key).strip():
+            raise ConfigError(f"{src}: [table] {key} is empty; expected the name of a column")

@@ -25,7 +25,7 @@ from edgeevo.config import Config
 from edgeevo.errors import StateError
 from edgeevo.fitness import Limits, Objectives
 from edgeevo.result import FINAL_STATUSES, Result
-from edgeevo.space import NasnetSpace, create_space
+from edgeevo.space import SearchSpace, create_space
 from edgeevo.store import Store
 
 logger = logging.getLogger(__name__)
@@ -36,9 +36,24 @@ def candidate_seed(search_seed: int, candidate_id: int) -> int:
     return random.Random(f"{search_seed}/candidate/{candidate_id}").getrandbits(31)
 
 
-def experiment_identity(config: Config, space: NasnetSpace) -> dict[str, Any]:
+def experiment_identity(config: Config, space: SearchSpace) -> dict[str, Any]:
     """What a stored result's meaning, and the proposals, depend on. A state file refuses a config
-    that changes it; the budget, population, sample size and workers may change between runs."""
+    that changes it; the budget, population, sample size and workers may change between runs.
+
+    A search by table lookup depends on the table's content and columns, not on its path, nor on
+    the network, data, training and device settings that lookup never uses."""
+    if config.table.path:
+        from edgeevo.tabular import table_digest
+
+        table = dataclasses.asdict(config.table)
+        table["sha256"] = table_digest(Path(table.pop("path")).expanduser())
+        return {
+            "search": {"strategy": config.search.strategy, "seed": config.search.seed},
+            "space": space.signature(),
+            "table": table,
+            "objectives": config.objectives,
+            "limits": config.limits,
+        }
     return {
         "search": {"strategy": config.search.strategy, "seed": config.search.seed},
         "space": space.signature(),

@@ -34,3 +34,7 @@ class ProfileError(EdgeevoError):
 
 class StateError(EdgeevoError):
     """The state database is missing, damaged, of another schema, or belongs to another search."""
+
+
+class TableError(EdgeevoError):
+    """A table of evaluated architectures is missing, malformed, or lacks a proposed one."""

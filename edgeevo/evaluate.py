@@ -25,6 +25,7 @@ from edgeevo.hardware.latency import RuntimeSettings, measure_latency
 from edgeevo.hardware.onnx_export import export_onnx
 from edgeevo.nets import create_network
 from edgeevo.result import Proposal, Result
+from edgeevo.tabular import TabularEvaluator
 from edgeevo.train import train_and_evaluate
 
 logger = logging.getLogger(__name__)
@@ -126,9 +127,32 @@ class Evaluator:
         result.status = "ok"
 
 
-def create_evaluator(config: Config, limits: Limits) -> Evaluator:
-    """The evaluator a worker uses, with everything it needs loaded and checked (profile, data),
-    so that a daemon calls it before it writes any state."""
+def create_evaluator(config: Config, limits: Limits) -> Evaluator | TabularEvaluator:
+    """The evaluator a worker uses, with everything it needs loaded and checked (profile, data,
+    table), so that a daemon calls it before it writes any state.
+
+    With ``[table] path`` set, candidates are looked up in that table instead of being trained.
+    """
+    if config.table.path:
+        from edgeevo.tabular import load_table
+
+        table = config.table
+        path = Path(table.path).expanduser()
+        loaded = load_table(
+            path,
+            architecture=table.architecture,
+            accuracy=table.accuracy,
+            latency=table.latency,
+            accuracy_unit=table.accuracy_unit,
+        )
+        logger.info(
+            "candidates looked up in table %s (%d rows; latency column %s)",
+            path,
+            len(loaded.rows),
+            table.latency,
+        )
+        return TabularEvaluator(loaded, limits)
+
     from edgeevo.data import load_cifar10_split
     from edgeevo.train import select_device
 

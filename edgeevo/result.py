@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgeevo.space import Genotype
+from edgeevo.space import AnyGenotype
 
 Status = Literal["running", "ok", "infeasible", "failed", "interrupted"]
 
@@ -18,7 +18,7 @@ FINAL_STATUSES: tuple[Status, ...] = ("ok", "infeasible", "failed")
 class Proposal:
     """A child the strategy asks to evaluate. ``parent_id`` is None for a random genotype."""
 
-    genotype: Genotype
+    genotype: AnyGenotype
     parent_id: int | None = None
     mutation: str | None = None
 
@@ -34,7 +34,7 @@ class Result:
     """
 
     candidate_id: int
-    genotype: Genotype
+    genotype: AnyGenotype
     status: Status
     seed: int
     parent_id: int | None = None

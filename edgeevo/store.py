@@ -22,7 +22,7 @@ from typing import Any
 
 from edgeevo.errors import EdgeevoError, StateError
 from edgeevo.result import FINAL_STATUSES, Proposal, Result
-from edgeevo.space import Genotype
+from edgeevo.space import AnyGenotype, genotype_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -339,9 +339,9 @@ class Store:
         (answer,) = self._db.execute("PRAGMA integrity_check").fetchone()
         return str(answer)
 
-    def _genotype(self, row: sqlite3.Row) -> Genotype:
+    def _genotype(self, row: sqlite3.Row) -> AnyGenotype:
         try:
-            return Genotype.from_json(row["genotype"])
+            return genotype_from_json(row["genotype"])
         except EdgeevoError as exc:
             raise StateError(
                 f"state file {str(self.path)!r}: candidate [{row['id']}] has a bad genotype: {exc}"

@@ -52,7 +52,10 @@ def test_not_toml(tmp_path):
         ({"search": {"population": "ten"}}, r"population = 'ten'; expected a whole number"),
         ({"search": {"population": 1}}, r"population = 1; expected at least 2"),
         ({"search": {"population": True}}, r"population = True; expected a whole number"),
-        ({"search": {"strategy": "nsga"}}, r"strategy = 'nsga'; expected one of: aging, random"),
+        (
+            {"search": {"strategy": "nsga"}},
+            r"strategy = 'nsga'; expected one of: pareto, aging, random",
+        ),
         ({"search": {"population": 4, "sample": 5}}, r"sample = 5 is larger than population"),
         ({"space": {"ops": ["sep_conv_9x9"]}}, r"unknown op 'sep_conv_9x9'; known ops: identity"),
         ({"space": {"ops": ["identity"]}}, r"\[space\] ops = \['identity'\]; expected at least 2"),
@@ -72,6 +75,27 @@ def test_not_toml(tmp_path):
         ({"limits": {"latency_ms": float("inf")}}, r"latency_ms = inf; expected a finite number"),
         ({"objectives": {"acc": "max"}}, r"x.toml: \[objectives\] 'acc' is not an objective"),
         ({"search": 3}, r"\[search\] must be a table"),
+        (
+            {"search": {"space": "nb201"}, "space": {"blocks": 3}},
+            r"\[space\] blocks and ops shape NASNet cells; the nb201 space is fixed",
+        ),
+        (
+            {"table": {"path": "t.csv"}},
+            r"\[objectives\] flops cannot be looked up in \[table\]; a table gives accuracy",
+        ),
+        (
+            {
+                "table": {"path": "t.csv"},
+                "objectives": {"accuracy": "max"},
+                "limits": {"params": 9},
+            },
+            r"\[limits\] params cannot be checked with \[table\]; a table gives latency_ms only",
+        ),
+        (
+            {"table": {"path": "t.csv", "latency": ""}, "objectives": {"accuracy": "max"}},
+            r"\[table\] latency is empty; expected the name of a column",
+        ),
+        ({"table": {"accuracy_unit": "permille"}}, r"expected one of: percent, fraction"),
     ],
 )
 def test_errors_name_the_value_and_what_is_accepted(doc, message):

@@ -13,12 +13,13 @@ from edgeevo.fitness import Limits, Objectives
 from edgeevo.result import Proposal, Result, Status
 from edgeevo.search import (
     AgingEvolution,
+    ParetoAgingEvolution,
     RandomSearch,
     Strategy,
     create_strategy,
     list_strategies,
 )
-from edgeevo.space import Genotype, NasnetSpace
+from edgeevo.space import Genotype, NasnetSpace, Nb201Space
 
 SPACE = NasnetSpace()
 OBJECTIVES = Objectives.from_config({"accuracy": "max", "latency_ms": "min"})
@@ -278,7 +279,10 @@ def test_a_trained_result_without_its_objectives_is_refused() -> None:
 
 def test_create_strategy_by_name() -> None:
     kwargs = {"population": 10, "sample": 3, "seed": 0}
-    assert list_strategies() == ["aging", "random"]
+    assert list_strategies() == ["pareto", "aging", "random"]
+    assert isinstance(
+        create_strategy("pareto", SPACE, OBJECTIVES, LIMITS, **kwargs), ParetoAgingEvolution
+    )
     strategy = create_strategy("aging", SPACE, OBJECTIVES, LIMITS, **kwargs)
     assert isinstance(strategy, AgingEvolution)
     assert (strategy.population_size, strategy.sample_size, strategy.limits) == (10, 3, LIMITS)
@@ -287,7 +291,7 @@ def test_create_strategy_by_name() -> None:
     with pytest.raises(
         ConfigError,
         match=r"^\[search\] strategy = 'regularized' is not a strategy; "
-        r"accepted: 'aging', 'random'$",
+        r"accepted: 'pareto', 'aging', 'random'$",
     ):
         create_strategy("regularized", SPACE, OBJECTIVES, LIMITS, **kwargs)
 
@@ -298,3 +302,49 @@ def test_importing_the_strategies_loads_no_torch_or_numpy() -> None:
         "assert not {'torch', 'numpy'} & set(sys.modules), 'a heavy import was loaded'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def nb201_result(candidate_id: int, genotype, accuracy: float, latency_ms: float) -> Result:
+    return Result(
+        candidate_id=candidate_id,
+        genotype=genotype,
+        status="ok",
+        seed=0,
+        accuracy=accuracy,
+        latency_ms=latency_ms,
+    )
+
+
+def test_pareto_tournament_prefers_the_search_front_then_the_larger_contribution() -> None:
+    # Population 3, all drawn by a sample of 3. The search's front: A (0.9, 10 ms), B (0.8, 4 ms),
+    # D (0.7, 3 ms), C (0.6, 2 ms); E (0.5, 9 ms) is dominated by B, D and C. Between its front
+    # neighbours B alone covers (0.8 - 0.7) x (10 - 4) = 0.6 and D (0.7 - 0.6) x (4 - 3) = 0.1.
+    space = Nb201Space()
+    strategy = ParetoAgingEvolution(space, OBJECTIVES, population=3, sample=3, seed=0)
+    rng = random.Random(5)
+    cells = [space.sample(rng) for _ in range(5)]
+    figures = [(0.9, 10.0), (0.6, 2.0), (0.5, 9.0), (0.8, 4.0), (0.7, 3.0)]
+    for i, (cell, (accuracy, latency)) in enumerate(zip(cells, figures, strict=True), start=1):
+        strategy.tell(nb201_result(i, cell, accuracy, latency))
+    # Alive: E [3], B [4], D [5]; the extremes A and C died of age but stay on the front.
+    assert strategy.population_members() == [3, 4, 5]
+    for candidate_id in range(6, 30):
+        assert strategy.ask(candidate_id).parent_id == 4
+
+
+def test_pareto_never_proposes_a_genotype_a_completed_candidate_has() -> None:
+    space = Nb201Space()
+    strategy = ParetoAgingEvolution(space, OBJECTIVES, population=25, sample=25, seed=1)
+    rng = random.Random(0)
+    parent = space.sample(rng)
+    strategy.tell(nb201_result(1, parent, 0.9, 5.0))
+    # Every neighbour of the parent but one is seen already, as is the parent itself.
+    neighbours = {space.mutate(parent, random.Random(k))[0] for k in range(2000)}
+    assert len(neighbours) == 24
+    unseen = sorted(neighbours, key=lambda g: g.key())[0]
+    for i, cell in enumerate(sorted(neighbours - {unseen}, key=lambda g: g.key()), start=2):
+        strategy.tell(nb201_result(i, cell, 0.1, 50.0))
+    # The parent, alive and alone on the front, wins; 23 of its 24 children are seen.
+    proposal = strategy.ask(40)
+    assert proposal.genotype == unseen
+    assert proposal.parent_id == 1

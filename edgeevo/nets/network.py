@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edgeevo.nets.cells import Cell
-from edgeevo.space import Genotype
+from edgeevo.space import AnyGenotype, Genotype, Nb201Genotype
 
 # The stem's channels as a multiple of ``filters`` (NASNet's CIFAR stem; DARTS uses the same).
 STEM_MULTIPLIER = 3
@@ -74,10 +74,15 @@ class Network(nn.Module):
         return self.classifier(x)  # (B, classes)
 
 
-def create_network(genotype: Genotype, *, cells: int, filters: int, classes: int) -> Network:
-    """The classifier for ``genotype``: see :class:`Network`.
+def create_network(genotype: AnyGenotype, *, cells: int, filters: int, classes: int) -> nn.Module:
+    """The classifier for ``genotype``: see :class:`Network`, or :class:`Nb201Network` for an
+    NB201 cell.
 
     ``cells`` is the number of normal cells per stage (N), ``filters`` the channels per block at
     the first stage (F) and ``classes`` the number of logits.
     """
+    if isinstance(genotype, Nb201Genotype):
+        from edgeevo.nets.nb201 import Nb201Network
+
+        return Nb201Network(genotype, cells=cells, filters=filters, classes=classes)
     return Network(genotype, cells=cells, filters=filters, classes=classes)

@@ -6,14 +6,22 @@ from edgeevo.errors import ConfigError
 from edgeevo.fitness import Limits, Objectives
 from edgeevo.search.aging import AgingEvolution
 from edgeevo.search.base import Strategy
+from edgeevo.search.pareto_aging import ParetoAgingEvolution
 from edgeevo.search.random_search import RandomSearch
-from edgeevo.space import NasnetSpace
+from edgeevo.space import SearchSpace
 
-__all__ = ["AgingEvolution", "RandomSearch", "Strategy", "create_strategy", "list_strategies"]
+__all__ = [
+    "AgingEvolution",
+    "ParetoAgingEvolution",
+    "RandomSearch",
+    "Strategy",
+    "create_strategy",
+    "list_strategies",
+]
 
 
 # The values of ``[search] strategy``.
-_STRATEGIES = ("aging", "random")
+_STRATEGIES = ("pareto", "aging", "random")
 
 
 def list_strategies() -> list[str]:
@@ -23,7 +31,7 @@ def list_strategies() -> list[str]:
 
 def create_strategy(
     name: str,
-    space: NasnetSpace,
+    space: SearchSpace,
     objectives: Objectives,
     limits: Limits,
     *,
@@ -32,6 +40,10 @@ def create_strategy(
     seed: int,
 ) -> Strategy:
     """The strategy the config names; ConfigError listing the known names when unknown."""
+    if name == "pareto":
+        return ParetoAgingEvolution(
+            space, objectives, population=population, sample=sample, seed=seed, limits=limits
+        )
     if name == "aging":
         return AgingEvolution(
             space, objectives, population=population, sample=sample, seed=seed, limits=limits

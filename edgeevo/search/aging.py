@@ -26,7 +26,7 @@ from edgeevo.errors import ConfigError
 from edgeevo.fitness import Limits, Objectives, nondominated_sort
 from edgeevo.result import FINAL_STATUSES, Proposal, Result
 from edgeevo.search.base import Strategy
-from edgeevo.space import NasnetSpace
+from edgeevo.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class AgingEvolution(Strategy):
 
     def __init__(
         self,
-        space: NasnetSpace,
+        space: SearchSpace,
         objectives: Objectives,
         *,
         population: int,
@@ -58,15 +58,7 @@ class AgingEvolution(Strategy):
         limits: Limits | None = None,
     ) -> None:
         super().__init__(seed=seed)
-        if not _is_int(population) or population < 2:
-            raise ConfigError(
-                f"[search] population = {population!r}: accepted: an integer of at least 2"
-            )
-        if not _is_int(sample) or not 1 <= sample <= population:
-            raise ConfigError(
-                f"[search] sample = {sample!r}: accepted: an integer from 1 to "
-                f"population ({population})"
-            )
+        check_sizes(population, sample)
         self.space = space
         self.objectives = objectives
         self.limits = limits if limits is not None else Limits()
@@ -126,6 +118,19 @@ class AgingEvolution(Strategy):
             tied = [member for member in tied if member.excess == least]
 
         return rng.choice(tied).result
+
+
+def check_sizes(population: int, sample: int) -> None:
+    """ConfigError unless 2 <= population and 1 <= sample <= population."""
+    if not _is_int(population) or population < 2:
+        raise ConfigError(
+            f"[search] population = {population!r}: accepted: an integer of at least 2"
+        )
+    if not _is_int(sample) or not 1 <= sample <= population:
+        raise ConfigError(
+            f"[search] sample = {sample!r}: accepted: an integer from 1 to "
+            f"population ({population})"
+        )
 
 
 def _is_int(value: object) -> bool:

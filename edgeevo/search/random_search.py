@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from edgeevo.result import Proposal, Result
 from edgeevo.search.base import Strategy
-from edgeevo.space import NasnetSpace
+from edgeevo.space import SearchSpace
 
 
 class RandomSearch(Strategy):
     """Samples each genotype from the space, ignoring every result."""
 
-    def __init__(self, space: NasnetSpace, *, seed: int) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int) -> None:
         super().__init__(seed=seed)
         self.space = space
 
