@@ -365,12 +365,14 @@ def fit_predictor(
     overhead_ms: float,
     networks: Sequence[Counter[OpKey]],
     measured_ms: Sequence[float],
+    *,
+    model: str | None = None,
 ) -> tuple[LatencyPredictor, dict[str, float]]:
     """The model of :data:`MODELS` with the lowest cross-validated MAPE, refitted on all networks.
 
     ``timings`` gives each op instance's time in ms, ``overhead_ms`` the median run of an empty
     graph (the plain sum's intercept), ``networks`` the op instances of each calibration network
-    and ``measured_ms`` its median latency.
+    and ``measured_ms`` its median latency. ``model`` limits the choice to one of :data:`MODELS`.
 
     Returns the predictor and each tried model's cross-validated MAPE in percent (keyed
     ``sum``, ``scaled``, ``per_kind/shrink=...``). With fewer networks than folds, only the plain
@@ -386,6 +388,10 @@ def fit_predictor(
     candidates: dict[str, tuple[str, float]] = {"sum": ("sum", 0.0), "scaled": ("scaled", 0.0)}
     for shrink in _SHRINKAGE:
         candidates[f"per_kind/shrink={shrink:g}"] = ("per_kind", shrink)
+    if model is not None:
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+        candidates = {name: pair for name, pair in candidates.items() if pair[0] == model}
 
     scores: dict[str, float] = {}
     if len(networks) >= _FOLDS:
@@ -401,17 +407,15 @@ def fit_predictor(
                 errors[~train] = np.abs(predicted - y[~train]) / y[~train]
             scores[name] = float(100 * errors.mean())
         best = min(scores, key=scores.__getitem__)
-    else:
+    elif model in (None, "sum"):
         best = "sum"
+    else:
+        raise ValueError(f"fitting {model!r} needs at least {_FOLDS} networks")
 
-    model, shrink = candidates[best]
+    chosen, shrink = candidates[best]
     every = np.ones(len(y), dtype=bool)
-    coefficients = _solve(model, shrink, kinds, features, y, every, overhead_ms)
-    intercept, per_op, scales = coefficients
-    return (
-        LatencyPredictor(model, dict(timings), intercept, per_op, scales),
-        scores,
-    )
+    intercept, per_op, scales = _solve(chosen, shrink, kinds, features, y, every, overhead_ms)
+    return LatencyPredictor(chosen, dict(timings), intercept, per_op, scales), scores
 
 
 _Coefficients = tuple[float, float, dict[str, float]]

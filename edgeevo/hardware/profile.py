@@ -411,9 +411,10 @@ def fit_and_test(
     overhead_ms: float,
     calibration: tuple[CalibrationTiming, ...],
     shape: NetworkShape,
+    model: str | None = None,
 ) -> tuple[LatencyPredictor, dict[str, float], PredictionError | None]:
     """Fit the predictor on the calibration networks not held out; its error on the rest
-    (None when none is held out)."""
+    (None when none is held out). ``model`` limits the choice as in :func:`fit_predictor`."""
     fitting = [timing for timing in calibration if not timing.held_out]
     held_out = [timing for timing in calibration if timing.held_out]
     predictor, scores = fit_predictor(
@@ -421,6 +422,7 @@ def fit_and_test(
         overhead_ms,
         [network_ops(timing.genotype, shape) for timing in fitting],
         [timing.median_ms for timing in fitting],
+        model=model,
     )
     error = None
     if held_out:
