@@ -5,7 +5,8 @@ then exports and times ``--networks`` random networks of the same space that are
 profile's calibration networks, with the profile's runtime settings, and compares each measured
 median with the profile's prediction. Prints the error of the profile's predictor and, for
 comparison, of each model fitted on the same calibration networks; the last line is JSON with
-``mape``, ``within_5``, ``within_10``, ``worst`` (percent), ``networks`` and ``profile_seconds``.
+``mape``, ``within_5``, ``within_10``, ``worst`` (percent), ``networks``, ``profile_seconds`` and
+``drift`` (how many times as long some calibration networks take now as in the profile).
 
     python benchmarks/latency_predictor.py                       # the full run, default space
     python benchmarks/latency_predictor.py --config examples/quickstart.toml \\
@@ -21,14 +22,18 @@ import argparse
 import json
 import logging
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Timed runs of the test networks per batch of sessions, so that memory stays bounded.
+# Networks timed per batch of sessions, so that memory stays bounded.
 CHUNK = 50
+
+# Calibration networks timed again beside the unseen ones, to see whether the machine drifted.
+DRIFT_NETWORKS = 10
 
 
 def main() -> None:
@@ -94,10 +99,15 @@ def report(args: argparse.Namespace, path: Path, profile_seconds: float) -> None
             genotypes.setdefault(genotype.key(), genotype)
     genotypes_list = list(genotypes.values())
 
+    # A few calibration networks are timed again among the first unseen ones: if the machine's
+    # speed changed since the profile was made, their ratio shows it.
+    again = [timing for timing in profile.calibration if timing.held_out][:DRIFT_NETWORKS]
+    queue = [timing.genotype for timing in again] + genotypes_list
+
     print(f"timing {len(genotypes_list)} unseen networks", flush=True)
     measured, spreads = [], []
-    for first in range(0, len(genotypes_list), CHUNK):
-        chunk = genotypes_list[first : first + CHUNK]
+    for first in range(0, len(queue), CHUNK):
+        chunk = queue[first : first + CHUNK]
         graphs = [
             export_onnx(
                 create_network(g, cells=space.cells, filters=space.filters, classes=space.classes),
@@ -114,7 +124,11 @@ def report(args: argparse.Namespace, path: Path, profile_seconds: float) -> None
         )
         measured += [s.median_ms for s in stats]
         spreads += [s.spread for s in stats]
-        print(f"  {len(measured)}/{len(genotypes_list)}", flush=True)
+        print(f"  {len(measured) - len(again)}/{len(genotypes_list)}", flush=True)
+    drift = statistics.median(
+        now / timing.median_ms for now, timing in zip(measured, again, strict=False)
+    )
+    measured, spreads = measured[len(again) :], spreads[len(again) :]
 
     ops = [network_ops(g, space.shape) for g in genotypes_list]
     error = PredictionError.of([predictor.predict_ops(o) for o in ops], measured)
@@ -137,6 +151,10 @@ def report(args: argparse.Namespace, path: Path, profile_seconds: float) -> None
         f"measured: {min(measured):.3f} to {max(measured):.3f} ms; {wide} of {len(measured)} "
         f"timings spread more than {100 * SPREAD_WARNING:.0f}% (p10 to p90 around the median)"
     )
+    print(
+        f"drift: {len(again)} calibration networks now run {drift:.3f} times as long as when "
+        "the profile was made (1 on a steady machine)"
+    )
     print(f"unseen networks: {error}")
     print(
         json.dumps(
@@ -147,6 +165,7 @@ def report(args: argparse.Namespace, path: Path, profile_seconds: float) -> None
                 "worst": round(error.worst, 2),
                 "networks": error.networks,
                 "profile_seconds": round(profile_seconds, 1),
+                "drift": round(drift, 3),
             }
         )
     )

@@ -312,13 +312,35 @@ def make_profile(
     networks are drawn from ``seed``; ``progress`` hears of each step (see :data:`STEPS`).
     """
     # Torch and onnx only when a profile is made: reading one needs neither.
+    import torch
+
+    start = time.monotonic()
+    report = progress or (lambda step, done, total: None)
+    # Exporting traces each network once on one image: a second torch thread gains nothing, and
+    # on a busy machine its OpenMP threads wait on each other and make exports ten times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _make_profile(name, settings, space, calibration, seed, measurement, report, start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_profile(
+    name: str,
+    settings: RuntimeSettings,
+    space: SpaceDescription,
+    calibration: int,
+    seed: int,
+    measurement: Measurement,
+    report: Progress,
+    start: float,
+) -> DeviceProfile:
     from edgeevo.hardware.latency import measure_many
     from edgeevo.hardware.onnx_export import export_onnx
     from edgeevo.hardware.op_graphs import export_empty, export_op
     from edgeevo.nets import create_network
 
-    start = time.monotonic()
-    report = progress or (lambda step, done, total: None)
     host = collect_host_facts()
     shape = space.shape
 
