@@ -78,7 +78,8 @@ def report(args: argparse.Namespace, path: Path, profile_seconds: float) -> None
     from edgeevo.hardware.latency import SPREAD_WARNING, measure_many
     from edgeevo.hardware.onnx_export import export_onnx
     from edgeevo.hardware.predictor import MODELS, PredictionError, network_ops
-    from edgeevo.hardware.profile import SpaceDescription, fit_and_test, load_profile
+    from edgeevo.hardware.profile import SpaceDescription, load_profile
+    from edgeevo.hardware.profiling import fit_and_test
     from edgeevo.nets import create_network
     from edgeevo.space import NasnetSpace
 

@@ -169,13 +169,8 @@ def profile_device(
         from edgeevo.config import Config, load_config
         from edgeevo.files import check_output_path
         from edgeevo.hardware.latency import RuntimeSettings
-        from edgeevo.hardware.profile import (
-            STEPS,
-            Measurement,
-            SpaceDescription,
-            make_profile,
-            save_profile,
-        )
+        from edgeevo.hardware.profile import Measurement, SpaceDescription, save_profile
+        from edgeevo.hardware.profiling import STEPS, make_profile
 
         # Checked before the minutes of timing, not after.
         check_output_path(out)

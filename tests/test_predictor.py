@@ -250,3 +250,33 @@ def test_prediction_error_by_hand():
     assert error.worst == 12.5
     with pytest.raises(ValueError, match="as many predictions"):
         PredictionError.of([1.0], [1.0, 2.0])
+
+
+def test_the_evaluator_predicts_without_exporting_or_timing(monkeypatch):
+    import edgeevo.evaluate as evaluate
+    from edgeevo.config import NetworkSection, TrainSection
+    from edgeevo.fitness import Limits
+    from edgeevo.hardware.latency import RuntimeSettings
+    from edgeevo.result import Result
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predict mode must not export or time the network")
+
+    monkeypatch.setattr(evaluate, "export_onnx", refuse)
+    monkeypatch.setattr(evaluate, "measure_latency", refuse)
+    shape = NetworkSection(cells=1, filters=4, resolution=8, classes=10)
+    keys = space_op_keys(2, OPS, TINY)
+    predictor = LatencyPredictor("sum", dict.fromkeys(keys, 0.01), 0.02, 0.0)
+    latency = evaluate.LatencySettings(RuntimeSettings(), "box", predictor=predictor)
+    evaluator = evaluate.Evaluator(None, shape, TrainSection(), latency, Limits(), None)
+
+    result = Result(candidate_id=1, genotype=SKIPPING, status="failed", seed=0)
+    evaluator._latency(result, model=None)
+
+    ops = network_ops(SKIPPING, TINY)
+    assert result.latency_ms == pytest.approx(0.02 + 0.01 * sum(ops.values()))
+    assert (result.latency_source, result.profile, result.latency_p90_ms) == (
+        "predicted",
+        "box",
+        None,
+    )

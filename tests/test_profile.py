@@ -25,11 +25,10 @@ from edgeevo.hardware.profile import (
     Measurement,
     OpTiming,
     SpaceDescription,
-    collect_host_facts,
     load_profile,
-    make_profile,
     save_profile,
 )
+from edgeevo.hardware.profiling import collect_host_facts, make_profile
 from edgeevo.space import Genotype
 
 SPACE = SpaceDescription(

@@ -15,11 +15,10 @@ from edgeevo.hardware.profile import (
     DeviceProfile,
     HostFacts,
     SpaceDescription,
-    collect_host_facts,
     load_profile,
-    make_profile,
     save_profile,
 )
+from edgeevo.hardware.profiling import collect_host_facts, make_profile
 
 __all__ = [
     "PROFILE_VERSION",
