@@ -14,9 +14,8 @@ sum with a few coefficients fitted on calibration networks timed end to end:
     latency_ms = intercept_ms + per_op_ms * n + sum over kinds g of scale[g] * op_ms[g]
 
 where ``n`` is the number of op instances and ``op_ms[g]`` the summed timings of the instances
-of kind ``g``. The coefficients are fitted by least squares
-on relative error, shrunk towards the plain sum (scale 1) so that a kind seen in few
-calibration networks keeps its timing. Simpler models (the plain sum; one scale and an intercept)
+of kind ``g``. The coefficients are fitted by least squares on relative error, shrunk towards the
+plain sum (scale 1) so that a kind seen in few calibration networks keeps its timing. Simpler models (the plain sum; one scale and an intercept)
 are fitted too, and the one with the lowest cross-validated error is kept.
 
 This module imports no torch: predicting is arithmetic on a genotype and a table.
@@ -36,11 +35,6 @@ import numpy as np
 
 from edgeevo.space import Block, Cell, Genotype, cell_outputs
 
-# Op instances that are not ops of the space. ``preprocess`` is ReLU, 1x1 convolution and batch
-# norm; ``reduce_input`` the factorized reduction of h[i-2] after a reduction cell; ``head`` is
-# ReLU, global average pooling and the linear classifier.
-STRUCTURE_KINDS: tuple[str, ...] = ("stem", "preprocess", "reduce_input", "add", "concat", "head")
-
 # The stem's channels as a multiple of the filters, as edgeevo.nets.network builds it (imported
 # from there would pull in torch).
 STEM_MULTIPLIER = 3
@@ -51,6 +45,11 @@ MODELS: tuple[str, ...] = ("sum", "scaled", "per_kind")
 @dataclass(frozen=True, order=True)
 class OpKey:
     """One op instance's shape: ``kind`` on a ``(1, c_in, size, size)`` input with ``stride``.
+
+    ``kind`` is an op of the space or one of the network's own parts: ``stem``, ``preprocess``
+    (ReLU, 1x1 convolution, batch norm), ``reduce_input`` (the factorized reduction of h[i-2]
+    after a reduction cell), ``add`` (a block's sum), ``concat`` (a cell's output) and ``head``
+    (ReLU, global average pooling, the linear classifier).
 
     ``c_out`` is the output's channels: the same as ``c_in`` for the space's ops and ``add``;
     for ``concat`` it is ``k * c_in`` for ``k`` inputs of ``c_in`` channels each; for ``head`` it
