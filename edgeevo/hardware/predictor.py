@@ -15,8 +15,9 @@ sum with a few coefficients fitted on calibration networks timed end to end:
 
 where ``n`` is the number of op instances and ``op_ms[g]`` the summed timings of the instances
 of kind ``g``. The coefficients are fitted by least squares on relative error, shrunk towards the
-plain sum (scale 1) so that a kind seen in few calibration networks keeps its timing. Simpler models (the plain sum; one scale and an intercept)
-are fitted too, and the one with the lowest cross-validated error is kept.
+plain sum (scale 1) so that a kind seen in few calibration networks keeps its timing. Simpler
+models (the plain sum; one scale and an intercept) are fitted too, and the one with the lowest
+cross-validated error is kept.
 
 This module imports no torch: predicting is arithmetic on a genotype and a table.
 """
