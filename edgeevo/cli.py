@@ -220,36 +220,88 @@ def profile_device(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Search config whose network the references use."),
+        typer.Option("--config", "-c", help="Search config whose space and network to profile."),
     ] = None,
     threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads.", min=1)] = 1,
-    repeats: Annotated[int, typer.Option(help="Timed runs per reference network.", min=1)] = 100,
+    spinning: Annotated[
+        bool, typer.Option(help="Let idle ONNX Runtime threads spin (busy-wait).")
+    ] = False,
+    calibration: Annotated[
+        int, typer.Option(help="Random networks timed end to end; every third is held out.", min=6)
+    ] = 90,
+    op_repeats: Annotated[int, typer.Option(help="Timed runs per op graph.", min=1)] = 200,
+    repeats: Annotated[int, typer.Option(help="Timed runs per calibration network.", min=1)] = 50,
+    rounds: Annotated[
+        int, typer.Option(help="Interleaved passes the timed runs are split over.", min=1)
+    ] = 5,
+    warmup: Annotated[int, typer.Option(help="Untimed runs before timing.", min=0)] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
-    """Describe this machine as a deployment target: host facts and reference timings."""
+    """Profile this machine as a deployment target: host facts, per-op timings, calibration
+    networks and the latency predictor fitted from them, for the space and network of CONFIG."""
     _configure_logging(verbose)
 
     def action() -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         from edgeevo.config import Config, load_config
         from edgeevo.files import check_output_path
         from edgeevo.hardware.latency import RuntimeSettings
-        from edgeevo.hardware.profile import make_profile, save_profile
+        from edgeevo.hardware.profile import Measurement, SpaceDescription, save_profile
+        from edgeevo.hardware.profiling import STEPS, make_profile
 
         # Checked before the minutes of timing, not after.
         check_output_path(out)
-        network = (load_config(config) if config is not None else Config()).network
-        settings = RuntimeSettings(intra_op_threads=threads, inter_op_threads=1)
-        profile = make_profile(
-            name or out.stem,
-            settings,
-            cells=network.cells,
-            filters=network.filters,
-            resolution=network.resolution,
-            classes=network.classes,
-            repeats=repeats,
+        if rounds > min(repeats, op_repeats):
+            raise typer.BadParameter(f"--rounds {rounds} is more than the repeats per timing")
+        space = SpaceDescription.from_config(
+            load_config(config) if config is not None else Config()
         )
+        settings = RuntimeSettings(
+            intra_op_threads=threads, inter_op_threads=1, allow_spinning=spinning
+        )
+        measurement = Measurement(
+            warmup=warmup, op_repeats=op_repeats, network_repeats=repeats, rounds=rounds
+        )
+
+        with Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            transient=False,
+        ) as bars:
+            # Each bar's clock starts with its step; its time left is estimated from its pace.
+            tasks = {step: bars.add_task(step, total=None, start=False) for step in STEPS}
+
+            def progress(step: str, done: int, total: int) -> None:
+                if not bars.tasks[tasks[step]].started:
+                    bars.start_task(tasks[step])
+                bars.update(tasks[step], completed=done, total=total)
+
+            profile = make_profile(
+                name or out.stem,
+                settings,
+                space,
+                calibration=calibration,
+                seed=seed,
+                measurement=measurement,
+                progress=progress,
+            )
         save_profile(profile, out)
-        typer.echo(f"wrote {out}")
+        error = profile.error
+        typer.echo(f"predictor: {profile.predictor['model']}; held-out error: {error}")
+        typer.echo(f"wrote {out} in {profile.seconds:.0f} s")
 
     _run(action)
 

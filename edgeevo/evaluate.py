@@ -1,7 +1,11 @@
 """What a worker does with one candidate: cheap costs first, then training if within limits.
 
-    genotype -> network -> params and FLOPs (fvcore) -> ONNX export, checked against PyTorch
-        -> latency (ONNX Runtime, profile's settings) -> limits met? -> proxy training -> Result
+    genotype -> network -> params and FLOPs (fvcore) -> latency -> limits met?
+        -> proxy training -> Result
+
+Latency is predicted from the device profile (``[device] latency = "predict"``, no ONNX needed)
+or measured here: ONNX export, checked against PyTorch, timed in ONNX Runtime with the profile's
+settings (``"measure"``).
 
 A candidate that breaks a hard limit is recorded as infeasible without being trained. Any error
 while evaluating a candidate makes it ``failed`` with the error text; it never stops the search.
@@ -19,10 +23,12 @@ import torch
 
 from edgeevo.config import Config, NetworkSection, TrainSection
 from edgeevo.data import Split
+from edgeevo.errors import ConfigError
 from edgeevo.fitness import Limits
 from edgeevo.hardware.cost import count_cost
-from edgeevo.hardware.latency import RuntimeSettings, measure_latency
+from edgeevo.hardware.latency import SPREAD_WARNING, RuntimeSettings, measure_latency
 from edgeevo.hardware.onnx_export import export_onnx
+from edgeevo.hardware.predictor import LatencyPredictor, NetworkShape, network_ops
 from edgeevo.nets import create_network
 from edgeevo.result import Proposal, Result
 from edgeevo.tabular import TabularEvaluator
@@ -30,16 +36,17 @@ from edgeevo.train import train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
-# Above this (p90 - p10) / median, a latency measurement is reported as untrustworthy.
-SPREAD_WARNING = 0.5
-
 
 @dataclass(frozen=True)
 class LatencySettings:
+    """How a candidate's latency is obtained: predicted by ``predictor`` when there is one, else
+    measured here under ``runtime``."""
+
     runtime: RuntimeSettings
     profile: str  # the device profile's name, or "local" when timed with the config's settings
     warmup: int = 10
     repeats: int = 50
+    predictor: LatencyPredictor | None = None
 
 
 class Evaluator:
@@ -92,6 +99,32 @@ class Evaluator:
         result.flops = cost.flops
         result.params = cost.params
         result.uncounted_ops = dict(cost.uncounted_ops)
+        self._latency(result, model)
+
+        result.violations = self.limits.violations(
+            latency_ms=result.latency_ms, flops=result.flops, params=result.params
+        )
+        if result.violations:
+            result.status = "infeasible"
+            return
+
+        outcome = train_and_evaluate(
+            model, self.split, self.train, device=self.device, seed=result.seed
+        )
+        result.accuracy = outcome.accuracy
+        result.train_seconds = outcome.seconds
+        result.status = "ok"
+
+    def _latency(self, result: Result, model: torch.nn.Module) -> None:
+        shape = self.shape
+        result.profile = self.latency.profile
+        predictor = self.latency.predictor
+        if predictor is not None:
+            network = NetworkShape(shape.cells, shape.filters, shape.resolution, shape.classes)
+            result.latency_ms = predictor.predict_ops(network_ops(result.genotype, network))
+            result.latency_source = "predicted"
+            return
+
         onnx_bytes = export_onnx(model, shape.resolution)
         stats = measure_latency(
             onnx_bytes,
@@ -110,21 +143,6 @@ class Evaluator:
         result.latency_ms = stats.median_ms
         result.latency_p90_ms = stats.p90_ms
         result.latency_source = "measured"
-        result.profile = self.latency.profile
-
-        result.violations = self.limits.violations(
-            latency_ms=result.latency_ms, flops=result.flops, params=result.params
-        )
-        if result.violations:
-            result.status = "infeasible"
-            return
-
-        outcome = train_and_evaluate(
-            model, self.split, self.train, device=self.device, seed=result.seed
-        )
-        result.accuracy = outcome.accuracy
-        result.train_seconds = outcome.seconds
-        result.status = "ok"
 
 
 def create_evaluator(config: Config, limits: Limits) -> Evaluator | TabularEvaluator:
@@ -157,12 +175,23 @@ def create_evaluator(config: Config, limits: Limits) -> Evaluator | TabularEvalu
     from edgeevo.train import select_device
 
     device_config = config.device
+    if device_config.latency == "predict" and not device_config.profile.strip():
+        raise ConfigError(
+            f'{config.source}: [device] latency = "predict" needs a device profile in [device] '
+            "profile (make one on the target with `edgeevo profile-device`), or set "
+            'latency = "measure" to time each candidate on this machine'
+        )
+    predictor = None
     if device_config.profile:
-        from edgeevo.hardware.profile import load_profile
+        from edgeevo.hardware.profile import SpaceDescription, load_profile
 
-        profile = load_profile(Path(device_config.profile).expanduser())
+        # The space is checked in both modes: a profile's settings belong to the space it timed.
+        space = SpaceDescription.from_config(config)
+        profile = load_profile(Path(device_config.profile).expanduser(), space)
         runtime = profile.runtime
         profile_name = profile.name
+        if device_config.latency == "predict":
+            predictor = profile.latency_predictor()
     else:
         runtime = RuntimeSettings(
             intra_op_threads=device_config.intra_op_threads,
@@ -174,6 +203,7 @@ def create_evaluator(config: Config, limits: Limits) -> Evaluator | TabularEvalu
         profile=profile_name,
         warmup=device_config.warmup,
         repeats=device_config.repeats,
+        predictor=predictor,
     )
 
     data = config.data
@@ -189,5 +219,8 @@ def create_evaluator(config: Config, limits: Limits) -> Evaluator | TabularEvalu
     device = select_device()
     if device.type == "cpu":
         torch.set_num_threads(config.workers.threads)
-    logger.info("training on %s; latency timed with %s settings", device, profile_name)
+    if predictor is not None:
+        logger.info("training on %s; latency predicted from profile %s", device, profile_name)
+    else:
+        logger.info("training on %s; latency timed with %s settings", device, profile_name)
     return Evaluator(split, config.network, config.train, latency, limits, device)

@@ -43,6 +43,7 @@ batch_size = 32
 accuracy = "max"
 
 [device]
+latency = "measure"
 repeats = 3
 warmup = 1
 
@@ -202,21 +203,41 @@ def test_state_of_another_search_is_refused(tmp_path, data_root):
     assert_one_line_error(code, err, "belongs to a search with other", "own [state] path")
 
 
-def test_profile_device_writes_a_profile_that_loads(tmp_path):
-    from edgeevo.hardware.profile import load_profile
+@pytest.mark.slow
+def test_a_profile_made_by_profile_device_predicts_the_latency_of_a_search(tmp_path, data_root):
+    from edgeevo.config import load_config
+    from edgeevo.hardware.profile import SpaceDescription, load_profile
 
+    config = write_config(tmp_path, 2)
     out = tmp_path / "profiles" / "box.json"
     code, stdout, err = run(
-        "profile-device", "--out", str(out), "--repeats", "3", "--threads", "1"
+        "profile-device",
+        *("--config", str(config), "--out", str(out), "--calibration", "6"),
+        *("--op-repeats", "4", "--repeats", "4", "--rounds", "2", "--warmup", "1"),
     )
     assert code == 0, err
     assert f"wrote {out}" in stdout
-    profile = load_profile(out)
+    assert "held-out error: MAPE" in stdout
+    profile = load_profile(out, SpaceDescription.from_config(load_config(config)))
     assert profile.name == "box"
     assert profile.runtime.intra_op_threads == 1
     assert profile.host.logical_cores >= 1
-    assert {t.name for t in profile.reference} == {"pool", "sep_conv", "mixed"}
-    assert all(t.median_ms > 0 for t in profile.reference)
+    assert len(profile.calibration) == 6
+
+    # The same search, its latency predicted from the profile: no candidate is timed here.
+    predicting = write_config(
+        tmp_path, 2, **{'latency = "measure"': f'latency = "predict"\nprofile = "{out}"'}
+    )
+    code, _, err = run("serve", "--config", str(predicting), data_root=data_root)
+    assert code == 0, err
+    assert "latency predicted from profile box" in err
+    with Store.open(tmp_path / "state.db", readonly=True) as store:
+        results = store.completed()
+    assert len(results) == 2
+    for result in results:
+        assert (result.latency_source, result.profile) == ("predicted", "box")
+        assert result.latency_ms == pytest.approx(profile.predict(result.genotype))
+        assert result.latency_p90_ms is None
 
 
 def wait_for(predicate, timeout: float = 240) -> None:

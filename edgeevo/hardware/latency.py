@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+# Above this (p90 - p10) / median, a latency measurement is reported as untrustworthy.
+SPREAD_WARNING = 0.5
 
 ExecutionMode = Literal["sequential", "parallel"]
 OptimizationLevel = Literal["disable", "basic", "extended", "all"]
@@ -152,16 +156,10 @@ def measure_latency(
             f"the model's input {model_input.name!r} has shape {model_input.shape}; "
             f"resolution {resolution} needs {expected}"
         )
-    image = np.random.default_rng(0).standard_normal(expected, dtype=np.float32)
-    feed = {model_input.name: image}
-
+    feed = random_feed(session)
     for _ in range(warmup):
         session.run(None, feed)
-    times_ns = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        session.run(None, feed)
-        times_ns.append(time.perf_counter_ns() - start)
+    times_ns = _time_runs(session, feed, repeats)
 
     stats = LatencyStats.from_ns(times_ns)
     logger.debug(
@@ -171,3 +169,61 @@ def measure_latency(
         stats.runs,
     )
     return stats
+
+
+def random_feed(session: Any) -> dict[str, np.ndarray]:
+    """Seeded random float inputs for every input of ``session``, at the shapes it declares."""
+    rng = np.random.default_rng(0)
+    return {
+        item.name: rng.standard_normal(item.shape, dtype=np.float32)
+        for item in session.get_inputs()
+    }
+
+
+def _time_runs(session: Any, feed: dict[str, np.ndarray], repeats: int) -> list[int]:
+    times_ns = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        session.run(None, feed)
+        times_ns.append(time.perf_counter_ns() - start)
+    return times_ns
+
+
+def measure_many(
+    graphs: list[bytes],
+    settings: RuntimeSettings,
+    *,
+    warmup: int,
+    repeats: int,
+    rounds: int,
+    on_round: Callable[[int], None] | None = None,
+) -> list[LatencyStats]:
+    """Time several ONNX graphs in interleaved rounds; one :class:`LatencyStats` per graph.
+
+    Each graph gets ``warmup`` untimed runs, then ``repeats`` timed runs split over ``rounds``
+    passes over all graphs, so that a burst of other load on a busy machine falls on many
+    timings a little rather than on one timing wholly. ``on_round(done)`` is called after each
+    graph of each pass, with the number of graph-passes done so far.
+    """
+    if warmup < 0 or repeats < 1 or not 1 <= rounds <= repeats:
+        raise ValueError(
+            f"need warmup >= 0 and 1 <= rounds <= repeats, got warmup={warmup}, "
+            f"repeats={repeats}, rounds={rounds}"
+        )
+    sessions = [create_session(graph, settings) for graph in graphs]
+    feeds = [random_feed(session) for session in sessions]
+    for session, feed in zip(sessions, feeds, strict=True):
+        for _ in range(warmup):
+            session.run(None, feed)
+
+    times_ns: list[list[int]] = [[] for _ in graphs]
+    done = 0
+    for round_index in range(rounds):
+        # The first rounds take one run more when the repeats do not divide evenly.
+        runs = repeats // rounds + (1 if round_index < repeats % rounds else 0)
+        for i, (session, feed) in enumerate(zip(sessions, feeds, strict=True)):
+            times_ns[i].extend(_time_runs(session, feed, runs))
+            done += 1
+            if on_round is not None:
+                on_round(done)
+    return [LatencyStats.from_ns(times) for times in times_ns]

@@ -39,7 +39,7 @@ def export_onnx(model: nn.Module, resolution: int, *, atol: float = 1e-4) -> byt
     was_training = model.training
     model.eval()
     try:
-        onnx_bytes = _export(model, image)
+        onnx_bytes = export_graph(model, (image,), input_names=[INPUT_NAME])
         with torch.no_grad():
             expected = model(image).numpy()
     finally:
@@ -61,7 +61,14 @@ def export_onnx(model: nn.Module, resolution: int, *, atol: float = 1e-4) -> byt
     return onnx_bytes
 
 
-def _export(model: nn.Module, image: torch.Tensor) -> bytes:
+def export_graph(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    *,
+    input_names: list[str] | None = None,
+) -> bytes:
+    """``model`` on ``inputs`` as ONNX bytes, unchecked; inputs are named ``input0``, ... unless
+    ``input_names`` says otherwise, the output ``logits``."""
     # The TorchScript-based exporter takes a few tenths of a second here, the torch.export-based
     # one (dynamo=True) several seconds, and both export every op of the space. Torch marks the
     # first deprecated with two warnings that say nothing about the model. Other warnings pass.
@@ -89,11 +96,11 @@ def _export(model: nn.Module, image: torch.Tensor) -> bytes:
         )
         torch.onnx.export(
             model,
-            (image,),
+            inputs,
             buffer,
             dynamo=False,
             opset_version=ONNX_OPSET,
-            input_names=[INPUT_NAME],
+            input_names=input_names or [f"input{i}" for i in range(len(inputs))],
             output_names=[OUTPUT_NAME],
         )
     return buffer.getvalue()
