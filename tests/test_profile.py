@@ -423,3 +423,20 @@ def test_predicting_without_a_profile_is_refused(tmp_path: Path) -> None:
         "[device] profile (make one on the target with `edgeevo profile-device`), or set "
         'latency = "measure" to time each candidate on this machine'
     )
+
+
+def test_a_profile_for_the_nb201_space_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "search.toml"
+    config.write_text('[search]\nspace = "nb201"\n')
+
+    result = CliRunner().invoke(
+        app, ["profile-device", "--config", str(config), "--out", str(tmp_path / "p.json")]
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"edgeevo: error: {config}: [search] space = 'nb201': device profiles and latency "
+        'prediction cover the "nasnet" space only; set [device] latency = "measure" with no '
+        "profile, or evaluate by lookup in a [table]"
+    )
+    assert not (tmp_path / "p.json").exists()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeevo.errors import GenotypeError, ProfileError
+from edgeevo.errors import ConfigError, GenotypeError, ProfileError
 from edgeevo.files import write_atomically
 from edgeevo.hardware.latency import RuntimeSettings
 from edgeevo.hardware.predictor import (
@@ -82,6 +82,14 @@ class SpaceDescription:
 
     @classmethod
     def from_config(cls, config: Config) -> SpaceDescription:
+        if config.search.space != "nasnet":
+            # Per-op timings are enumerated for the NASNet stack only; an NB201 search is timed
+            # here (latency = "measure") or looked up in a table.
+            raise ConfigError(
+                f"{config.source}: [search] space = {config.search.space!r}: device profiles "
+                'and latency prediction cover the "nasnet" space only; set [device] latency = '
+                '"measure" with no profile, or evaluate by lookup in a [table]'
+            )
         network = config.network
         return cls(
             space=config.search.space,
