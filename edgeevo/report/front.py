@@ -92,6 +92,19 @@ class SearchReport:
         return (self.config.get("search") or {}).get("population")
 
     @property
+    def table(self) -> dict[str, Any] | None:
+        """The ``[table]`` section of a search evaluated by lookup; None for a trained one."""
+        table = self.config.get("table") or {}
+        return table if table.get("path") else None
+
+    @property
+    def accuracy_words(self) -> tuple[str, str]:
+        """(column heading, phrase) for the accuracy this search measured."""
+        if self.table is not None:
+            return "accuracy", f"table accuracy ({self.table.get('accuracy')})"
+        return "val. acc.", "validation accuracy"
+
+    @property
     def front(self) -> list[Row]:
         return [row for row in self.history if row.on_front]
 
@@ -329,14 +342,15 @@ def render_table(report: SearchReport, rows: list[Row], selection: Selection):
     caption = [
         f"{done} candidates complete"
         + (f" of {report.budget}" if report.budget else "")
-        + f": {counts.get('ok', 0)} trained, {counts.get('infeasible', 0)} infeasible, "
+        + f": {counts.get('ok', 0)} {'looked up' if report.table else 'trained'}, "
+        f"{counts.get('infeasible', 0)} infeasible, "
         f"{counts.get('failed', 0)} failed"
         + "".join(f", {counts[s]} {s}" for s in ("running", "interrupted") if counts.get(s)),
         f"objectives: {', '.join(f'{n} ({d})' for n, d in report.objectives.items)}",
         "hard limits: " + (", ".join(_limit_lines(report.limits)) or "none"),
         f"shown: {selection.describe()}",
         FLOPS_NOTE,
-        LATENCY_NOTE,
+        LATENCY_NOTE if report.table is None else "latency: the table's value, in ms",
     ]
     sources = latency_sources(rows)
     if sources:
@@ -349,7 +363,7 @@ def render_table(report: SearchReport, rows: list[Row], selection: Selection):
     best = report.best
     if best is not None:
         caption.append(
-            f"best validation accuracy: {100 * (best.result.accuracy or 0):.2f}% "
+            f"best {report.accuracy_words[1]}: {100 * (best.result.accuracy or 0):.2f}% "
             f"(candidate [{best.id}])"
         )
 
@@ -360,7 +374,7 @@ def render_table(report: SearchReport, rows: list[Row], selection: Selection):
         caption_justify="left",
     )
     table.add_column("id", justify="right")
-    table.add_column("val. acc.", justify="right")
+    table.add_column(report.accuracy_words[0], justify="right")
     table.add_column("latency ms", justify="right")
     table.add_column("latency from")
     table.add_column("MFLOPs", justify="right")

@@ -178,9 +178,11 @@ def _table_rows(rows: list[Row]) -> list[dict[str, Any]]:
     return cells
 
 
-def _genotype_parts(doc: dict[str, Any]) -> list[tuple[str, str]]:
+def _genotype_parts(doc: dict[str, Any] | str) -> list[tuple[str, str]]:
     """(part, text) for each part of a genotype document but its space's name: a NASNet cell
-    as one line per block, anything else as JSON."""
+    as one line per block, an NB201 cell as its string, anything else as JSON."""
+    if isinstance(doc, str):
+        return [("cell", doc)]
     parts = []
     for key, value in doc.items():
         if key == "space":

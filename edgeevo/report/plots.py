@@ -55,7 +55,20 @@ def _accuracy_against_latency(figure, ax, report: SearchReport) -> None:
         flops.append(limits.flops / 1e6)
     norm = matplotlib.colors.Normalize(min(flops, default=0.0), max(flops, default=1.0))
 
-    if trained:
+    counted = bool(trained) and all(r.flops is not None for r in trained)
+    if trained and not counted:
+        # A search by table lookup has no FLOPs: one colour, no colour bar.
+        ax.scatter(
+            [r.latency_ms for r in trained],
+            [100 * (r.accuracy or 0.0) for r in trained],
+            color="#3b528b",
+            s=36,
+            alpha=0.9,
+            linewidths=0,
+            zorder=3,
+            label=f"evaluated ({len(trained)})",
+        )
+    elif trained:
         points = ax.scatter(
             [r.latency_ms for r in trained],
             [100 * (r.accuracy or 0.0) for r in trained],
@@ -149,7 +162,7 @@ def _accuracy_against_latency(figure, ax, report: SearchReport) -> None:
 
     sources = sorted({f"{r.latency_source}" for r in trained + infeasible if r.latency_source})
     ax.set_xlabel(f"latency, ms (median at batch 1; {', '.join(sources) or 'no latency'})")
-    ax.set_ylabel("validation accuracy, %")
+    ax.set_ylabel(f"{report.accuracy_words[1]}, %")
     ax.set_title("Accuracy against latency: every candidate")
     ax.grid(True, alpha=0.3)
     if not trained and not infeasible:
@@ -217,9 +230,9 @@ def _progress(ax, report: SearchReport) -> None:
         where="post",
         color="#ff7f0e",
         linewidth=1.6,
-        label="best validation accuracy of a feasible candidate",
+        label=f"best {report.accuracy_words[1]} of a feasible candidate",
     )
-    twin.set_ylabel("best validation accuracy, %", color="#ff7f0e")
+    twin.set_ylabel(f"best {report.accuracy_words[1]}, %", color="#ff7f0e")
     known = [b for b in best if b is not None]
     if known:
         low, high = min(known), max(known)
