@@ -87,9 +87,8 @@ def serve(
     try:
         code = _run(action)
     except KeyboardInterrupt:
-        logging.getLogger("edgeevo").warning(
-            "interrupted by a second signal: the running candidate is recorded as interrupted"
-        )
+        # Only before the daemon's own signal handlers are in place: nothing was started yet.
+        logging.getLogger("edgeevo").warning("interrupted while starting")
         code = 130
     raise typer.Exit(code)
 
