@@ -84,3 +84,11 @@ def test_errors_name_the_value_and_what_is_accepted(doc, message):
         parse_config(doc, source="x.toml")
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("x.toml: ")
+
+
+def test_workers_count_takes_a_number_or_auto():
+    assert Config().workers.count == "auto"
+    assert parse_config({"workers": {"count": 4}}).workers.count == 4
+    assert parse_config({"workers": {"count": "auto"}}).workers.count == "auto"
+    workers = parse_config({"workers": {"grace": 5, "time_limit": 90}}).workers
+    assert (workers.grace, workers.time_limit) == (5.0, 90.0)
