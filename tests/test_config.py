@@ -71,7 +71,7 @@ def test_not_toml(tmp_path):
         ({"workers": {"count": 2.5}}, r"count = 2.5; expected a whole number or 'auto'"),
         ({"workers": {"count": True}}, r"count = True; expected a whole number or 'auto'"),
         ({"workers": {"count": 0}}, r"\[workers\] count = 0; expected at least 1"),
-        ({"workers": {"grace": -1}}, r"\[workers\] grace = -1.0; expected at least 0"),
+        ({"workers": {"grace": -1}}, r"\[workers\] grace = -1; expected at least 0"),
         ({"workers": {"time_limit": "1h"}}, r"time_limit = '1h'; expected a number"),
         ({"state": {"path": ""}}, r"\[state\] path = ''; expected the path of a state file"),
         ({"limits": {"latency_ms": float("inf")}}, r"latency_ms = inf; expected a finite number"),
