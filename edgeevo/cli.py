@@ -125,6 +125,28 @@ def pareto(
     _run(action)
 
 
+@app.command()
+def status(
+    state: Annotated[Path, typer.Option("--state", "-s", help="The search's state file.")],
+    json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """How far a search has come: candidates done and left, time left, best values, front;
+    read-only, safe beside a running daemon."""
+
+    def action() -> None:
+        import json as json_module
+
+        from edgeevo.status import read_status, render_status
+
+        report = read_status(state)
+        if json:
+            typer.echo(json_module.dumps(report.to_json(), indent=2))
+        else:
+            typer.echo(render_status(report))
+
+    _run(action)
+
+
 @app.command("profile-device")
 def profile_device(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile JSON.")],

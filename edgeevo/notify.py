@@ -81,7 +81,8 @@ class Notifier:
             return
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
-            self._socket.sendto(message.encode(), target)
+            # Never blocks: a listener that does not read must not stall the search.
+            self._socket.sendto(message.encode(), socket.MSG_DONTWAIT, target)
         except OSError as exc:
             # A lost notification must not stop a search; systemd's timeouts will tell.
             logger.warning("cannot notify systemd at %s: %s", self.address, exc)

@@ -63,8 +63,10 @@ def write_config(folder: Path, budget: int, **replace: str) -> Path:
     return path
 
 
-def edgeevo(*args: str, data_root: Path | None = None, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def edgeevo(
+    *args: str, data_root: Path | None = None, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if data_root is not None:
         env["EDGEEVO_DATA_ROOT"] = str(data_root)
     return subprocess.Popen(
@@ -77,9 +79,17 @@ def edgeevo(*args: str, data_root: Path | None = None, **kwargs) -> subprocess.P
     )
 
 
-def run(*args: str, data_root: Path | None = None, timeout: float = 300):
-    process = edgeevo(*args, data_root=data_root)
-    out, err = process.communicate(timeout=timeout)
+def run(
+    *args: str,
+    data_root: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+):
+    process = edgeevo(*args, data_root=data_root, env=env)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()  # only if it is still there, after a timeout
     return process.returncode, out, err
 
 
