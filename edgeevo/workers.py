@@ -414,7 +414,10 @@ def _worker_main(
         if result.status == "failed" and evaluator.device.type == "cuda":
             # After an out-of-memory error the cached blocks would crowd out the next candidate.
             torch.cuda.empty_cache()
-        connection.send(("result", result))
+        try:
+            connection.send(("result", result))
+        except OSError:
+            return  # the daemon is gone; a new one evaluates this candidate again
 
 
 def _configure_logging(level: int, formatter: logging.Formatter | None) -> None:
