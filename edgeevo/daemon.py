@@ -262,6 +262,7 @@ def _run(
                 if pending:
                     item = pending.pop(0)
                     logger.info("[%d] resumed from an earlier run", item.candidate_id)
+                    store.mark_resumed(item.candidate_id)
                     executor.submit(item.candidate_id, item.proposal, item.seed)
                 elif (candidate_id := store.next_id()) <= budget:
                     proposal = strategy.ask(candidate_id)

@@ -262,6 +262,15 @@ class Store:
             self._event(db, result.candidate_id, result.status, result.error or "")
         return int(last + 1)
 
+    def mark_resumed(self, candidate_id: int) -> None:
+        """An interrupted candidate handed out again: ``running`` until it completes."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE candidates SET status = 'running' WHERE id = ? AND status = 'interrupted'",
+                (candidate_id,),
+            )
+            self._event(db, candidate_id, "resumed", "")
+
     def mark_interrupted(self, candidate_ids: list[int]) -> None:
         with self._transaction() as db:
             for candidate_id in candidate_ids:

@@ -225,7 +225,8 @@ class LocalExecutor:
         )
         process.start()
         theirs.close()
-        logger.info("worker %d starting (pid %s)", number, process.pid)
+        # At start-up a refusal (bad data, bad profile) must be the only line on stderr.
+        logger.debug("worker %d starting (pid %s)", number, process.pid)
         return _Worker(number=number, process=process, connection=ours)
 
     def _replace(self, worker: _Worker) -> None:
@@ -233,6 +234,7 @@ class LocalExecutor:
         worker.connection.close()
         index = next(i for i, other in enumerate(self._workers) if other is worker)
         self._workers[index] = self._spawn(worker.number)
+        logger.info("worker %d starting again (pid %s)", worker.number, self._workers[index].pid)
 
     def _receive(self, timeout: float | None) -> list[Result]:
         """Read what the workers sent, waiting up to ``timeout`` for the first message."""
