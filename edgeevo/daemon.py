@@ -157,21 +157,38 @@ def describe(result: Result) -> str:
 
 def serve(config: Config) -> int:
     """Run the search in ``config`` to its budget; returns the process exit code."""
-    from edgeevo.search import create_strategy
-    from edgeevo.workers import LocalExecutor, WorkerStartError, injected_failures
+    from edgeevo.workers import WorkerStartError, injected_failures
 
-    space = create_space(config)
-    objectives = Objectives.from_config(config.objectives)
-    limits = Limits.from_config(config.limits)
-    identity = experiment_identity(config, space)
+    identity = experiment_identity(config, create_space(config))
     failures = injected_failures()
-    state_path = config.state_path
 
     stop = StopRequest()
     stop.install()
     notifier = Notifier.from_environment()
+    try:
+        return _serve(config, identity, failures, stop, notifier)
+    except WorkerStartError as exc:
+        # The search cannot go on without it; exit code 1 leaves a retry to systemd.
+        logger.error("%s; stopping", exc)
+        notifier.stopping(f"stopped: {exc}")
+        return 1
+    finally:
+        notifier.close()
+
+
+def _serve(
+    config: Config,
+    identity: dict[str, Any],
+    failures: dict[int, str],
+    stop: StopRequest,
+    notifier: Notifier,
+) -> int:
+    from edgeevo.search import create_strategy
+    from edgeevo.workers import LocalExecutor
+
+    state_path = config.state_path
+    limits = Limits.from_config(config.limits)
     with contextlib.ExitStack() as stack:
-        stack.callback(notifier.close)
         # An existing state is locked and checked before the workers load the data, so a
         # refusal comes at once; a new one is created only once every worker has started.
         existing = state_path.exists()
@@ -179,11 +196,7 @@ def serve(config: Config) -> int:
             stack.enter_context(state_lock(state_path))
             _check_identity(state_path, identity)
         executor = stack.enter_context(LocalExecutor(config, limits, failures=failures))
-        try:
-            executor.start()
-        except WorkerStartError as exc:
-            logger.error("%s; stopping", exc)
-            return 1
+        executor.start()
         if failures:
             logger.warning("failures will be injected into candidates %s", failures)
         if not existing:
@@ -191,8 +204,8 @@ def serve(config: Config) -> int:
         store = stack.enter_context(_open_state(state_path, identity, config))
         strategy = create_strategy(
             config.search.strategy,
-            space,
-            objectives,
+            create_space(config),
+            Objectives.from_config(config.objectives),
             limits,
             population=config.search.population,
             sample=config.search.sample,
@@ -214,12 +227,7 @@ def serve(config: Config) -> int:
             config.search.sample,
             executor.describe(),
         )
-        try:
-            return _run(config, store, strategy, executor, stop, notifier)
-        except WorkerStartError as exc:
-            logger.error("%s; stopping", exc)
-            notifier.stopping(f"stopped: {exc}")
-            return 1
+        return _run(config, store, strategy, executor, stop, notifier)
 
 
 # The loop wakes at least this often (seconds) to act on signals and ping the watchdog.
