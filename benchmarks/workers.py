@@ -106,17 +106,17 @@ def main() -> None:
                 f"{figures['candidates']} candidates ({figures['trained']} trained) in "
                 f"{figures['seconds']:.1f} s, {figures['candidates_per_hour']:.1f} candidates "
                 f"per hour, {figures['seconds_per_candidate']:.2f} worker-seconds per candidate: "
-                f"training {figures['training_percent']:.1f}%, evaluation outside training "
-                f"{figures['evaluation_outside_training_percent']:.1f}%, daemon and waiting "
-                f"{figures['daemon_and_waiting_percent']:.1f}%",
+                f"training {figures["training_percent"]:.2f}%, evaluation outside training "
+                f"{figures['evaluation_outside_training_percent']:.2f}%, daemon and waiting "
+                f"{figures['daemon_and_waiting_percent']:.2f}%",
                 flush=True,
             )
     speedup = runs[1]["candidates_per_hour"] / runs[0]["candidates_per_hour"]
     print(f"speedup with 2 workers: {speedup:.2f}x (goal 1.7x)")
     print(
-        f"overhead (everything but training) with 2 workers: {runs[1]['overhead_percent']:.1f}% "
+        f"overhead (everything but training) with 2 workers: {runs[1]['overhead_percent']:.2f}% "
         f"of a candidate's time, of which the daemon and waiting for it "
-        f"{runs[1]['daemon_and_waiting_percent']:.1f}% (goal under 2%)"
+        f"{runs[1]['daemon_and_waiting_percent']:.2f}% (goal under 2%)"
     )
     print(
         json.dumps(
