@@ -106,7 +106,7 @@ def main() -> None:
                 f"{figures['candidates']} candidates ({figures['trained']} trained) in "
                 f"{figures['seconds']:.1f} s, {figures['candidates_per_hour']:.1f} candidates "
                 f"per hour, {figures['seconds_per_candidate']:.2f} worker-seconds per candidate: "
-                f"training {figures["training_percent"]:.2f}%, evaluation outside training "
+                f"training {figures['training_percent']:.2f}%, evaluation outside training "
                 f"{figures['evaluation_outside_training_percent']:.2f}%, daemon and waiting "
                 f"{figures['daemon_and_waiting_percent']:.2f}%",
                 flush=True,
