@@ -7,8 +7,8 @@ period in ``$WATCHDOG_USEC``. The daemon sends newline-separated ``KEY=value`` d
 while it is healthy and ``STOPPING=1`` when it shuts down. Without ``$NOTIFY_SOCKET`` every call
 does nothing, so the daemon behaves the same outside systemd.
 
-The protocol is one datagram per message; the client libraries for it either need libsystemd at
-build time or are no longer kept, so these few lines speak it directly.
+The protocol is one datagram per message, so these few lines speak it directly rather than
+adding a compiled binding to libsystemd as a dependency.
 """
 
 from __future__ import annotations
