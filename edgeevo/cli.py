@@ -87,9 +87,8 @@ def serve(
     try:
         code = _run(action)
     except KeyboardInterrupt:
-        logging.getLogger("edgeevo").warning(
-            "interrupted by a second signal: the running candidate is recorded as interrupted"
-        )
+        # Only before the daemon's own signal handlers are in place: nothing was started yet.
+        logging.getLogger("edgeevo").warning("interrupted while starting")
         code = 130
     raise typer.Exit(code)
 
@@ -208,6 +207,28 @@ def export(
             f"{flops} MFLOPs (multiply-add = 1); ONNX Runtime within "
             f"{exported.parity_max_diff:.1g} of PyTorch on {exported.parity_images} test images"
         )
+
+    _run(action)
+
+
+@app.command()
+def status(
+    state: Annotated[Path, typer.Option("--state", "-s", help="The search's state file.")],
+    json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """How far a search has come: candidates done and left, time left, best values, front;
+    read-only, safe beside a running daemon."""
+
+    def action() -> None:
+        import json as json_module
+
+        from edgeevo.status import read_status, render_status
+
+        report = read_status(state)
+        if json:
+            typer.echo(json_module.dumps(report.to_json(), indent=2))
+        else:
+            typer.echo(render_status(report))
 
     _run(action)
 

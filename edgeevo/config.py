@@ -96,8 +96,12 @@ class DeviceSection:
 
 @dataclass(frozen=True)
 class WorkersSection:
-    count: int = 1
+    # Worker processes, each with one candidate in flight; "auto": one per CUDA device, or one
+    # on a machine without CUDA.
+    count: int | str = "auto"
     threads: int = 2  # torch threads per worker on CPU
+    grace: float = 60.0  # seconds running candidates get to finish after SIGTERM or SIGINT
+    time_limit: float = 0.0  # seconds one candidate may take in its worker; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,8 @@ _MINIMUM: dict[str, float] = {
     "device.repeats": 1,
     "workers.count": 1,
     "workers.threads": 1,
+    "workers.grace": 0.0,
+    "workers.time_limit": 0.0,
 }
 
 # Upper bounds: past them a value is a typo, not a search (and would exhaust the machine).
@@ -197,6 +203,7 @@ _MAXIMUM: dict[str, float] = {
     "device.inter_op_threads": 1024,
     "device.warmup": 100000,
     "device.repeats": 100000,
+    "workers.count": 1024,
     "workers.threads": 1024,
 }
 
@@ -209,6 +216,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "table.accuracy_unit": ("percent", "fraction"),
     "data.dataset": ("cifar10",),
     "device.latency": ("predict", "measure"),
+    "workers.count": ("auto",),
 }
 
 
@@ -293,6 +301,16 @@ def _parse_section(source: str, section: str, cls: type, raw: dict[str, Any]) ->
 def _check_value(source: str, where: str, hint: Any, value: Any) -> Any:
     section, key = where.split(".")
     shown = f"{source}: [{section}] {key} = {value!r}"
+    if isinstance(hint, types.UnionType):
+        # A key that takes a number or a word, such as ``count = 4`` or ``count = "auto"``.
+        members = typing.get_args(hint)
+        words = _CHOICES.get(where, ())
+        if isinstance(value, str) and value in words:
+            return value
+        if int not in members or isinstance(value, bool) or not isinstance(value, int):
+            accepted = " or ".join(["a whole number", *map(repr, words)])
+            raise ConfigError(f"{shown}; expected {accepted}")
+        hint = int
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{shown}; expected true or false")
@@ -324,9 +342,6 @@ def _check_value(source: str, where: str, hint: Any, value: Any) -> Any:
     maximum = _MAXIMUM.get(where)
     if maximum is not None and value > maximum:
         raise ConfigError(f"{shown}; expected at most {maximum:g}")
-    if where == "workers.count" and value > 1:
-        # Parallel workers are not built yet: refusing says so, where ignoring would mislead.
-        raise ConfigError(f"{shown}; this version runs one worker: expected 1")
     if where == "state.path" and not value.strip():
         raise ConfigError(f"{shown}; expected the path of a state file")
     return value

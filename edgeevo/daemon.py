@@ -1,10 +1,16 @@
 """``edgeevo serve``: the search loop.
 
-It loads everything that can be wrong (config, profile, data) before it touches the state file,
-takes an exclusive lock on the state, rebuilds the strategy from the stored history, evaluates
-the candidates a previous run left unfinished, then asks the strategy for children until the
-budget is spent. Each completed candidate is stored in one transaction before the strategy hears
-of it, so a restart at any moment continues where the last run stopped.
+It checks everything that can be wrong (config, an existing state, then in each worker the
+profile and data) before it creates a state file, takes an exclusive lock on the state, rebuilds
+the strategy from the stored history and tells systemd it is ready. Then it keeps every worker
+busy, with the candidates a previous run left unfinished first and new children after them,
+until the budget is spent. Each completed candidate is stored in one transaction before the
+strategy hears of it, so a restart after a crash at any moment continues where the last run
+stopped: nothing completed is lost or evaluated twice, and the population is rebuilt as it was.
+
+SIGTERM or SIGINT stops the hand-out of candidates; the running ones get ``[workers] grace``
+seconds to finish, the rest are recorded as interrupted (and evaluated again at the next start)
+and the daemon exits with 0; a second signal cuts the grace short (exit code 130).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import logging
 import os
 import random
@@ -19,14 +26,19 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeevo.config import Config
 from edgeevo.errors import StateError
 from edgeevo.fitness import Limits, Objectives
+from edgeevo.notify import Notifier
 from edgeevo.result import FINAL_STATUSES, Result
 from edgeevo.space import SearchSpace, create_space
 from edgeevo.store import Store
+
+if TYPE_CHECKING:
+    from edgeevo.search import Strategy
+    from edgeevo.workers import Executor
 
 logger = logging.getLogger(__name__)
 
@@ -104,17 +116,19 @@ def state_lock(state_path: Path) -> Iterator[None]:
 class StopRequest:
     """Signal handlers only record the signal; the loop reads it and acts.
 
-    The first SIGTERM or SIGINT lets the running candidate finish; a second one interrupts it
-    (as KeyboardInterrupt), and the candidate is recorded as interrupted, to be run again.
+    The first SIGTERM or SIGINT stops the hand-out of candidates and gives the running ones
+    ``[workers] grace`` seconds to finish; a second one ends the wait at once (``forced``).
     """
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.forced = False
 
     def __call__(self, signum: int, _frame: object) -> None:
         if self.signal is not None:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
-        self.signal = signum
+            self.forced = True
+        else:
+            self.signal = signum
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self)
@@ -123,6 +137,10 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.signal is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal or signal.SIGTERM).name
 
 
 def describe(result: Result) -> str:
@@ -154,32 +172,55 @@ def describe(result: Result) -> str:
 
 def serve(config: Config) -> int:
     """Run the search in ``config`` to its budget; returns the process exit code."""
-    from edgeevo.evaluate import create_evaluator
-    from edgeevo.search import create_strategy
+    from edgeevo.workers import WorkerStartError, injected_failures
 
-    space = create_space(config)
-    objectives = Objectives.from_config(config.objectives)
-    limits = Limits.from_config(config.limits)
-    identity = experiment_identity(config, space)
-    state_path = config.state_path
+    identity = experiment_identity(config, create_space(config))
+    failures = injected_failures()
 
     stop = StopRequest()
     stop.install()
+    notifier = Notifier.from_environment()
+    try:
+        return _serve(config, identity, failures, stop, notifier)
+    except WorkerStartError as exc:
+        # The search cannot go on without it; exit code 1 leaves a retry to systemd.
+        logger.error("%s; stopping", exc)
+        notifier.stopping(f"stopped: {exc}")
+        return 1
+    finally:
+        notifier.close()
+
+
+def _serve(
+    config: Config,
+    identity: dict[str, Any],
+    failures: dict[int, str],
+    stop: StopRequest,
+    notifier: Notifier,
+) -> int:
+    from edgeevo.search import create_strategy
+    from edgeevo.workers import LocalExecutor
+
+    state_path = config.state_path
+    limits = Limits.from_config(config.limits)
     with contextlib.ExitStack() as stack:
-        # An existing state is locked and checked before the data is loaded, so a refusal comes
-        # at once; a new one is created only once everything else has loaded.
-        if state_path.exists():
+        # An existing state is locked and checked before the workers load the data, so a
+        # refusal comes at once; a new one is created only once every worker has started.
+        existing = state_path.exists()
+        if existing:
             stack.enter_context(state_lock(state_path))
             _check_identity(state_path, identity)
-            evaluator = create_evaluator(config, limits)
-        else:
-            evaluator = create_evaluator(config, limits)
+        executor = stack.enter_context(LocalExecutor(config, limits, failures=failures))
+        executor.start()
+        if failures:
+            logger.warning("failures will be injected into candidates %s", failures)
+        if not existing:
             stack.enter_context(state_lock(state_path))
         store = stack.enter_context(_open_state(state_path, identity, config))
         strategy = create_strategy(
             config.search.strategy,
-            space,
-            objectives,
+            create_space(config),
+            Objectives.from_config(config.objectives),
             limits,
             population=config.search.population,
             sample=config.search.sample,
@@ -188,74 +229,129 @@ def serve(config: Config) -> int:
         history = store.completed()
         for result in history:
             strategy.tell(result)
-        pending = store.pending()
-        budget = config.search.budget
+        store.set_meta("workers", executor.capacity)
+        store.log_event("start", f"pid {os.getpid()}, workers {executor.describe()}")
         logger.info(
-            "search %s: %d of %d candidates complete, %d to resume; population %d, sample %d",
+            "search %s: %d of %d candidates complete, %d to resume; population %d, sample %d, "
+            "workers %s",
             state_path,
             len(history),
-            budget,
-            len(pending),
+            config.search.budget,
+            len(store.pending()),
             config.search.population,
             config.search.sample,
+            executor.describe(),
         )
-        store.log_event("start", f"pid {os.getpid()}")
+        return _run(config, store, strategy, executor, stop, notifier)
 
-        from edgeevo.workers import InlineExecutor
 
-        executor = InlineExecutor(evaluator)
-        started = time.monotonic()
-        done_here = 0
-        try:
-            while not stop.requested:
-                # Keep every worker busy: unfinished candidates first, then new children.
-                while len(executor.in_flight()) < executor.capacity:
-                    if pending:
-                        item = pending.pop(0)
-                        logger.info("[%d] resumed", item.candidate_id)
-                        executor.submit(item.candidate_id, item.proposal, item.seed)
-                    elif (candidate_id := store.next_id()) <= budget:
-                        proposal = strategy.ask(candidate_id)
-                        seed = candidate_seed(config.search.seed, candidate_id)
-                        store.add_candidate(candidate_id, proposal, seed)
-                        executor.submit(candidate_id, proposal, seed)
-                    else:
-                        break
-                if not executor.in_flight():
+# The loop wakes at least this often (seconds) to act on signals and ping the watchdog.
+TICK = 0.5
+
+
+def _run(
+    config: Config,
+    store: Store,
+    strategy: Strategy,
+    executor: Executor,
+    stop: StopRequest,
+    notifier: Notifier,
+) -> int:
+    """Keep the executor full until the budget is spent or a signal stops the hand-out."""
+    budget = config.search.budget
+    pending = store.pending()
+    notifier.ready(_progress(store, budget, executor))
+    started = time.monotonic()
+    done_here = 0
+    stop_at: float | None = None
+    try:
+        while True:
+            if stop.requested and stop_at is None:
+                stop_at = time.monotonic() + config.workers.grace
+                running = len(executor.in_flight())
+                logger.info(
+                    "received %s: handing out no more candidates; %d running get up to %g s "
+                    "to finish",
+                    stop.name,
+                    running,
+                    config.workers.grace,
+                )
+                notifier.stopping(f"stopping: {running} running, up to {config.workers.grace:g} s")
+            if stop.forced or (stop_at is not None and time.monotonic() >= stop_at):
+                break
+
+            # Keep every worker busy: unfinished candidates first, then new children.
+            while stop_at is None and len(executor.in_flight()) < executor.capacity:
+                if pending:
+                    item = pending.pop(0)
+                    logger.info("[%d] resumed from an earlier run", item.candidate_id)
+                    store.mark_resumed(item.candidate_id)
+                    executor.submit(item.candidate_id, item.proposal, item.seed)
+                elif (candidate_id := store.next_id()) <= budget:
+                    proposal = strategy.ask(candidate_id)
+                    seed = candidate_seed(config.search.seed, candidate_id)
+                    store.add_candidate(candidate_id, proposal, seed)
+                    executor.submit(candidate_id, proposal, seed)
+                else:
                     break
-                result = executor.wait()
+            if not executor.in_flight():
+                break
+
+            timeout = TICK if stop_at is None else max(0.0, min(TICK, stop_at - time.monotonic()))
+            for result in executor.wait(timeout):
                 store.complete(result)
                 strategy.tell(result)
                 done_here += 1
                 log = logger.warning if result.status == "failed" else logger.info
                 log("[%d] %s", result.candidate_id, describe(result))
-        finally:
-            unfinished = executor.in_flight()
-            if unfinished:
-                store.mark_interrupted(unfinished)
-            executor.close()
+                notifier.status(_progress(store, budget, executor))
+            notifier.watchdog()
+    finally:
+        unfinished = executor.in_flight()
+        executor.close()
+        if unfinished:
+            store.mark_interrupted(unfinished)
+            for candidate_id in unfinished:
+                logger.warning(
+                    "[%d] interrupted; it is evaluated again when serve next starts", candidate_id
+                )
 
-        if stop.requested:
-            logger.info(
-                "received %s: stopped handing out candidates; %d of %d complete, exiting",
-                signal.Signals(stop.signal or signal.SIGTERM).name,
-                sum(store.count_by_status().get(status, 0) for status in FINAL_STATUSES),
-                budget,
-            )
-            store.log_event("stop", signal.Signals(stop.signal or signal.SIGTERM).name)
-            return 0
-        elapsed = time.monotonic() - started
-        counts = store.count_by_status()
+    complete = sum(store.count_by_status().get(status, 0) for status in FINAL_STATUSES)
+    if stop.requested:
         logger.info(
-            "search complete: %d candidates (%s) in %s, %d evaluated by this run in %.0f s",
-            store.count(),
-            ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
-            state_path,
-            done_here,
-            elapsed,
+            "stopped after %s%s: %d of %d complete, %d interrupted",
+            stop.name,
+            " and a second signal" if stop.forced else "",
+            complete,
+            budget,
+            len(unfinished),
         )
-        store.log_event("finish", f"{done_here} evaluated in {elapsed:.0f} s")
+        store.log_event("stop", stop.name + (" (forced)" if stop.forced else ""))
+        return 130 if stop.forced else 0
+    elapsed = time.monotonic() - started
+    counts = store.count_by_status()
+    logger.info(
+        "search complete: %d candidates (%s) in %s, %d evaluated by this run in %.0f s",
+        store.count(),
+        ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+        store.path,
+        done_here,
+        elapsed,
+    )
+    notifier.stopping(f"search complete: {complete} of {budget} candidates")
+    store.log_event("finish", f"{done_here} evaluated in {elapsed:.0f} s")
     return 0
+
+
+def _progress(store: Store, budget: int, executor: Executor) -> str:
+    """One line for systemd's STATUS: how far the search has come."""
+    counts = store.count_by_status()
+    complete = sum(counts.get(status, 0) for status in FINAL_STATUSES)
+    return (
+        f"{complete} of {budget} candidates complete ({counts.get('ok', 0)} ok, "
+        f"{counts.get('infeasible', 0)} infeasible, {counts.get('failed', 0)} failed), "
+        f"{len(executor.in_flight())} running"
+    )
 
 
 @contextlib.contextmanager
@@ -264,6 +360,10 @@ def _open_state(path: Path, identity: dict[str, Any], config: Config) -> Iterato
     if path.exists():
         store = Store.open(path)
     else:
+        # Under the lock: a half-built state file is a leftover of a daemon killed while it
+        # created one.
+        for partial in path.parent.glob(f".{glob.escape(path.name)}.partial-*"):
+            partial.unlink(missing_ok=True)
         store = Store.create(path, {"identity": identity, "config": config.to_json()})
     try:
         store.set_meta("config", config.to_json())

@@ -275,6 +275,15 @@ class Store:
             self._event(db, result.candidate_id, result.status, result.error or "")
         return int(last + 1)
 
+    def mark_resumed(self, candidate_id: int) -> None:
+        """An interrupted candidate handed out again: ``running`` until it completes."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE candidates SET status = 'running' WHERE id = ? AND status = 'interrupted'",
+                (candidate_id,),
+            )
+            self._event(db, candidate_id, "resumed", "")
+
     def mark_interrupted(self, candidate_ids: list[int]) -> None:
         with self._transaction() as db:
             for candidate_id in candidate_ids:
@@ -330,6 +339,22 @@ class Store:
             "SELECT * FROM candidates WHERE completion IS NOT NULL ORDER BY completion"
         )
         return [self._result(row) for row in rows]
+
+    def completion_times(self, since: float = 0.0) -> list[float]:
+        """When candidates were completed (Unix time), in completion order, from ``since`` on."""
+        rows = self._db.execute(
+            "SELECT finished_at FROM candidates WHERE completion IS NOT NULL AND finished_at >= ? "
+            "ORDER BY completion",
+            (since,),
+        )
+        return [float(at) for (at,) in rows]
+
+    def last_event(self, kind: str) -> tuple[float, str] | None:
+        """The time (Unix) and detail of the latest event of ``kind``, such as "start"."""
+        row = self._db.execute(
+            "SELECT at, detail FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+        ).fetchone()
+        return None if row is None else (float(row["at"]), row["detail"])
 
     def candidate(self, candidate_id: int) -> Result | None:
         row = self._db.execute("SELECT * FROM candidates WHERE id = ?", (candidate_id,)).fetchone()

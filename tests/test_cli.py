@@ -21,7 +21,7 @@ def test_help_lists_the_commands_and_version_prints():
     out = subprocess.run(
         [sys.executable, "-m", "edgeevo.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("serve", "pareto", "export", "profile-device"):
+    for command in ("serve", "pareto", "export", "status", "profile-device"):
         assert command in out
     version = subprocess.run(
         [sys.executable, "-m", "edgeevo.cli", "--version"],

@@ -70,7 +70,12 @@ def test_not_toml(tmp_path):
         ({"train": {"grad_clip": 0}}, r"grad_clip = 0; expected more than 0"),
         ({"network": {"resolution": 100000}}, r"resolution = 100000; expected at most 1024"),
         ({"device": {"intra_op_threads": 10**8}}, r"intra_op_threads = 100000000; expected at"),
-        ({"workers": {"count": 4}}, r"count = 4; this version runs one worker: expected 1"),
+        ({"workers": {"count": "all"}}, r"count = 'all'; expected a whole number or 'auto'"),
+        ({"workers": {"count": 2.5}}, r"count = 2.5; expected a whole number or 'auto'"),
+        ({"workers": {"count": True}}, r"count = True; expected a whole number or 'auto'"),
+        ({"workers": {"count": 0}}, r"\[workers\] count = 0; expected at least 1"),
+        ({"workers": {"grace": -1}}, r"\[workers\] grace = -1; expected at least 0"),
+        ({"workers": {"time_limit": "1h"}}, r"time_limit = '1h'; expected a number"),
         ({"state": {"path": ""}}, r"\[state\] path = ''; expected the path of a state file"),
         ({"limits": {"latency_ms": float("inf")}}, r"latency_ms = inf; expected a finite number"),
         ({"objectives": {"acc": "max"}}, r"x.toml: \[objectives\] 'acc' is not an objective"),
@@ -103,3 +108,11 @@ def test_errors_name_the_value_and_what_is_accepted(doc, message):
         parse_config(doc, source="x.toml")
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("x.toml: ")
+
+
+def test_workers_count_takes_a_number_or_auto():
+    assert Config().workers.count == "auto"
+    assert parse_config({"workers": {"count": 4}}).workers.count == 4
+    assert parse_config({"workers": {"count": "auto"}}).workers.count == "auto"
+    workers = parse_config({"workers": {"grace": 5, "time_limit": 90}}).workers
+    assert (workers.grace, workers.time_limit) == (5.0, 90.0)

@@ -64,8 +64,10 @@ def write_config(folder: Path, budget: int, **replace: str) -> Path:
     return path
 
 
-def edgeevo(*args: str, data_root: Path | None = None, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def edgeevo(
+    *args: str, data_root: Path | None = None, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if data_root is not None:
         env["EDGEEVO_DATA_ROOT"] = str(data_root)
     return subprocess.Popen(
@@ -78,9 +80,17 @@ def edgeevo(*args: str, data_root: Path | None = None, **kwargs) -> subprocess.P
     )
 
 
-def run(*args: str, data_root: Path | None = None, timeout: float = 300):
-    process = edgeevo(*args, data_root=data_root)
-    out, err = process.communicate(timeout=timeout)
+def run(
+    *args: str,
+    data_root: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+):
+    process = edgeevo(*args, data_root=data_root, env=env)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()  # only if it is still there, after a timeout
     return process.returncode, out, err
 
 
@@ -256,34 +266,70 @@ def statuses(state: Path) -> dict[int, str]:
         return dict(db.execute("SELECT id, status FROM candidates"))
 
 
+def start_events(state: Path) -> int:
+    if not state.exists():
+        return 0
+    with sqlite3.connect(state) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'start'").fetchone()
+    return int(count)
+
+
 @pytest.mark.slow
-def test_sigterm_finishes_the_running_candidate_and_a_second_interrupts_it(tmp_path, data_root):
-    # Longer training, so that the signals arrive while a candidate runs.
+def test_sigterm_lets_running_candidates_finish_within_the_grace_period(tmp_path, data_root):
+    # Two workers and longer training, so that the signals arrive while candidates run.
     config = write_config(
-        tmp_path, 5, **{"train = 64": "train = 1024", "epochs = 1": "epochs = 3"}
+        tmp_path,
+        6,
+        **{"train = 64": "train = 1024", "epochs = 1": "epochs = 3", "threads = 1": "threads = 1"},
     )
+    workers = "[workers]\ncount = 2\ngrace = {grace}\n"
+    template = config.read_text().replace("[workers]\n", workers)
+    config.write_text(template.format(grace=120))
     state = tmp_path / "state.db"
 
+    # A grace period long enough: the running candidates finish, none is interrupted.
     process = edgeevo("serve", "--config", str(config), data_root=data_root)
     wait_for(lambda: "running" in statuses(state).values())
+    code, out, err = run("status", "--state", str(state), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["daemon_pid"] == process.pid and doc["counts"]["running"] >= 1
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=240)
     assert process.returncode == 0, err
-    assert "received SIGTERM" in err
+    assert "received SIGTERM: handing out no more candidates" in err
     assert set(statuses(state).values()) <= {"ok", "infeasible", "failed"}
 
+    # No grace at all: both running candidates are recorded as interrupted at once.
+    config.write_text(template.format(grace=0))
     process = edgeevo("serve", "--config", str(config), data_root=data_root)
-    wait_for(lambda: list(statuses(state).values()).count("running") == 1)
+    wait_for(lambda: list(statuses(state).values()).count("running") == 2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 0, err
+    interrupted = [i for i, status in statuses(state).items() if status == "interrupted"]
+    assert len(interrupted) == 2
+    for candidate_id in interrupted:
+        assert f"[{candidate_id}] interrupted; it is evaluated again" in err
+
+    # A second signal cuts a long grace period short (exit code 130). The restart takes up the
+    # two interrupted candidates first.
+    config.write_text(template.format(grace=600))
+    process = edgeevo("serve", "--config", str(config), data_root=data_root)
+    wait_for(lambda: start_events(state) == 3)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.2)
+    time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=240)
     assert process.returncode == 130, err
+    assert all(f"[{i}] resumed from an earlier run" in err for i in interrupted)
     assert "interrupted" in statuses(state).values()
 
+    # The next run evaluates what was interrupted and ends at the budget.
     code, _, err = run("serve", "--config", str(config), data_root=data_root)
     assert code == 0, err
-    assert sorted(statuses(state)) == [1, 2, 3, 4, 5]
+    assert sorted(statuses(state)) == [1, 2, 3, 4, 5, 6]
     assert set(statuses(state).values()) <= {"ok", "infeasible", "failed"}
 
 

@@ -102,3 +102,17 @@ def test_readonly_open_reads_while_a_writer_holds_the_file(store):
         assert reader.count() == 1
         with pytest.raises(StateError, match="write failed"):
             reader.add_candidate(2, _proposal(2), seed=2)
+
+
+def test_a_resumed_candidate_runs_again_and_the_events_say_when(store):
+    store.add_candidate(1, _proposal(1), seed=1)
+    store.add_candidate(2, _proposal(2), seed=2)
+    store.mark_interrupted([1, 2])
+    store.mark_resumed(1)
+    assert store.count_by_status() == {"running": 1, "interrupted": 1}
+    store.complete(Result(candidate_id=1, genotype=_proposal(1).genotype, status="ok", seed=1))
+    assert store.completion_times() and store.last_event("resumed") is not None
+    assert store.last_event("finish") is None
+    with sqlite3.connect(store.path) as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY id")]
+    assert kinds == ["created", "created", "interrupted", "interrupted", "resumed", "ok"]
