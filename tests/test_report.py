@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from report_state import FRONT, REPO, assert_one_line_error, build_state, run
+from report_state import FRONT, assert_one_line_error, build_state, run
 
 from edgeevo.config import parse_config
 from edgeevo.errors import EdgeevoError
@@ -169,9 +169,17 @@ def test_plot_is_a_png_of_the_expected_size(state, tmp_path):
 
 
 def write_profile(path: Path, with_error: bool) -> None:
-    doc = json.loads((REPO / "profiles" / "devbox-2core.json").read_text())
+    """A device profile as the page reads it: its facts, settings and, if asked, its error."""
+    doc = {
+        "version": 2,
+        "name": "devbox-2core",
+        "host": {"cpu_model": "AMD EPYC", "logical_cores": 2, "memory_bytes": 47 * 2**29},
+        "runtime": {"intra_op_threads": 1, "allow_spinning": False},
+        "signature": "e73910ff2b181403",
+        "ops": [{"kind": "identity", "op_ms": 0.01}],
+    }
     if with_error:
-        doc["predictor"] = {"model": "per-op sum", "error": {"mape": 0.071, "max_ratio": 1.24}}
+        doc["error"] = {"networks": 30, "mape": 2.5, "within_10": 96.7, "worst": 12.25}
     path.write_text(json.dumps(doc))
 
 
@@ -194,7 +202,7 @@ def test_html_page_holds_the_table_settings_and_profile(tmp_path):
     # The search's settings and the profile's facts, with the predictor's error.
     assert "<h3>[final]</h3>" in page and "<th>population</th><td>4</td>" in page
     assert "AMD EPYC" in page and "devbox-2core" in page
-    assert "Latency predictor error" in page and "predictor.error.mape" in page
+    assert "Latency predictor error" in page and "error.mape" in page and "12.25" in page
 
 
 def test_html_page_without_the_profile_file(tmp_path):
@@ -215,7 +223,8 @@ def test_page_of_a_profile_without_predictor(tmp_path):
     assert view.problem is None and view.predictor_error == []
     assert ("name", "devbox-2core") in view.about
     assert ("memory_bytes", "23.5 GiB") in view.host
-    assert [ref["name"] for ref in view.reference] == ["pool", "sep_conv", "mixed"]
+    assert ("signature", "e73910ff2b181403") in view.about
+    assert view.other == ["ops"]
 
 
 @pytest.mark.parametrize(
