@@ -397,7 +397,10 @@ def _worker_main(
         trace = "".join(traceback.format_exception(exc))
         connection.send(("error", RuntimeError(f"worker failed while starting:\n{trace}")))
         return
-    if evaluator.device.type == "cpu":
+    device = getattr(evaluator, "device", None)  # None: candidates are looked up, not trained
+    if device is None:
+        where = "CPU, looking candidates up in a table"
+    elif device.type == "cpu":
         threads = torch.get_num_threads()
         where = f"CPU, {threads} torch thread{'s' if threads > 1 else ''} each"
     else:
@@ -411,9 +414,15 @@ def _worker_main(
             return
         if task is None:
             return
-        with _inject_failure(failures.get(task.candidate_id)):
-            result = evaluator.evaluate(task.candidate_id, task.proposal, task.seed)
-        if result.status == "failed" and evaluator.device.type == "cuda":
+        try:
+            with _inject_failure(failures.get(task.candidate_id)):
+                result = evaluator.evaluate(task.candidate_id, task.proposal, task.seed)
+        except EdgeevoError as exc:
+            # Bad input found only now (a table that lacks a proposed cell): the search stops
+            # with the error, and the candidate stays unfinished.
+            connection.send(("error", exc))
+            return
+        if result.status == "failed" and device is not None and device.type == "cuda":
             # After an out-of-memory error the cached blocks would crowd out the next candidate.
             torch.cuda.empty_cache()
         try:
