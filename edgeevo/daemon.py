@@ -149,7 +149,8 @@ def describe(result: Result) -> str:
     if result.accuracy is not None:
         parts.append(f"accuracy {100 * result.accuracy:.2f}%")
     if result.latency_ms is not None:
-        parts.append(f"latency {result.latency_ms:.3f} ms ({result.latency_source} median)")
+        how = "measured median" if result.latency_source == "measured" else result.latency_source
+        parts.append(f"latency {result.latency_ms:.3f} ms ({how})")
     if result.flops is not None:
         parts.append(f"{result.flops / 1e6:.2f} MFLOPs (multiply-add = 1)")
     if result.params is not None:
