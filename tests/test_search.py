@@ -284,7 +284,7 @@ def test_create_strategy_by_name() -> None:
         create_strategy("pareto", SPACE, OBJECTIVES, LIMITS, **kwargs), ParetoAgingEvolution
     )
     strategy = create_strategy("aging", SPACE, OBJECTIVES, LIMITS, **kwargs)
-    assert isinstance(strategy, AgingEvolution)
+    assert type(strategy) is AgingEvolution
     assert (strategy.population_size, strategy.sample_size, strategy.limits) == (10, 3, LIMITS)
     assert isinstance(create_strategy("random", SPACE, OBJECTIVES, LIMITS, **kwargs), RandomSearch)
 

@@ -35,7 +35,7 @@ TRAINED, INFEASIBLE, FAILED = 0, 1, 2
 
 
 @dataclass(frozen=True)
-class _Member:
+class Member:
     """A completed candidate with what the tournament needs, worked out once when it joins."""
 
     result: Result
@@ -64,7 +64,7 @@ class AgingEvolution(Strategy):
         self.limits = limits if limits is not None else Limits()
         self.population_size = population
         self.sample_size = sample
-        self._population: deque[_Member] = deque()
+        self._population: deque[Member] = deque()
 
     def population_members(self) -> list[int]:
         """The candidate ids alive in the population, oldest first."""
@@ -95,13 +95,13 @@ class AgingEvolution(Strategy):
         if len(self._population) > self.population_size:
             self._population.popleft()
 
-    def _member(self, result: Result) -> _Member:
+    def _member(self, result: Result) -> Member:
         if result.status == "failed":
-            return _Member(result=result, tier=FAILED)
+            return Member(result=result, tier=FAILED)
         if result.status == "ok" and result.feasible:
-            return _Member(result=result, tier=TRAINED, point=self.objectives.values(result))
+            return Member(result=result, tier=TRAINED, point=self.objectives.values(result))
         excess = self.limits.excess(result.latency_ms, result.flops, result.params)
-        return _Member(result=result, tier=INFEASIBLE, excess=excess)
+        return Member(result=result, tier=INFEASIBLE, excess=excess)
 
     def _tournament(self, rng: random.Random) -> Result:
         """The parent: the best of S members drawn without replacement (fewer while P fills)."""

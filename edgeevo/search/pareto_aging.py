@@ -22,18 +22,13 @@ members drawn from the population. What changes, each measured on NAS-Bench-201
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections import deque
-from dataclasses import dataclass
 
 from edgeevo.fitness import Limits, Objectives, hypervolume, nondominated_sort
 from edgeevo.result import FINAL_STATUSES, Proposal, Result
-from edgeevo.search.aging import check_sizes
-from edgeevo.search.base import Strategy
+from edgeevo.search.aging import INFEASIBLE, TRAINED, AgingEvolution, Member
 from edgeevo.space import SearchSpace
-
-# Feasibility tiers of a population member; a lower tier always wins the tournament.
-TRAINED, INFEASIBLE, FAILED = 0, 1, 2
 
 # Other mutations of the parent tried before a seen child is mutated a step further.
 NEAR_RETRIES = 20
@@ -43,16 +38,11 @@ MAX_RETRIES = 200
 Point = tuple[float, ...]  # objective values, each turned into one to minimise
 
 
-@dataclass(frozen=True)
-class _Member:
-    result: Result
-    tier: int
-    point: Point = ()  # only for TRAINED
-    excess: float = 0.0  # the relative excess over the limits; only for INFEASIBLE
+class ParetoAgingEvolution(AgingEvolution):
+    """Aging evolution with population size P, sample size S and a front-aware tournament.
 
-
-class ParetoAgingEvolution(Strategy):
-    """Aging evolution with population size P, sample size S and a front-aware tournament."""
+    The population, its members' tiers and the aging are :class:`AgingEvolution`'s; what differs
+    is the tournament, the search-wide front it ranks against, and the seen genotypes."""
 
     def __init__(
         self,
@@ -64,23 +54,14 @@ class ParetoAgingEvolution(Strategy):
         seed: int,
         limits: Limits | None = None,
     ) -> None:
-        super().__init__(seed=seed)
-        check_sizes(population, sample)
-        self.space = space
-        self.objectives = objectives
-        self.limits = limits if limits is not None else Limits()
-        self.population_size = population
-        self.sample_size = sample
+        super().__init__(
+            space, objectives, population=population, sample=sample, seed=seed, limits=limits
+        )
         self._signs = tuple(-1.0 if d == "max" else 1.0 for d in objectives.directions)
-        self._population: deque[_Member] = deque()
         self._seen: set[str] = set()
         self._front: list[Point] = []
         self._worst: Point = ()  # the worst value of each objective among trained candidates
         self._contributions: dict[Point, float] | None = None  # of the front; None: stale
-
-    def population_members(self) -> list[int]:
-        """The candidate ids alive in the population, oldest first."""
-        return [member.result.candidate_id for member in self._population]
 
     def ask(self, candidate_id: int) -> Proposal:
         rng = self.rng(candidate_id)
@@ -118,15 +99,13 @@ class ParetoAgingEvolution(Strategy):
         if len(self._population) > self.population_size:
             self._population.popleft()
 
-    def _member(self, result: Result) -> _Member:
-        if result.status == "failed":
-            return _Member(result=result, tier=FAILED)
-        if result.status == "ok" and result.feasible:
-            values = self.objectives.values(result)
-            point = tuple(s * v for s, v in zip(self._signs, values, strict=True))
-            return _Member(result=result, tier=TRAINED, point=point)
-        excess = self.limits.excess(result.latency_ms, result.flops, result.params)
-        return _Member(result=result, tier=INFEASIBLE, excess=excess)
+    def _member(self, result: Result) -> Member:
+        """As in :class:`AgingEvolution`, with each objective turned into one to minimise."""
+        member = super()._member(result)
+        if member.tier != TRAINED:
+            return member
+        point = tuple(s * v for s, v in zip(self._signs, member.point, strict=True))
+        return dataclasses.replace(member, point=point)
 
     def _join_front(self, point: Point) -> None:
         self._worst = (
