@@ -70,14 +70,7 @@ class Evaluator:
 
     def evaluate(self, candidate_id: int, proposal: Proposal, seed: int) -> Result:
         start = time.perf_counter()
-        result = Result(
-            candidate_id=candidate_id,
-            genotype=proposal.genotype,
-            status="failed",
-            seed=seed,
-            parent_id=proposal.parent_id,
-            mutation=proposal.mutation,
-        )
+        result = Result.of(candidate_id, proposal, seed, "failed")
         try:
             self._evaluate(result)
         except Exception as exc:  # any error fails this candidate, not the search

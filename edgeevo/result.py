@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from edgeevo.space import AnyGenotype
 
@@ -51,6 +51,21 @@ class Result:
     train_seconds: float | None = None
     total_seconds: float | None = None
     error: str | None = None
+
+    @classmethod
+    def of(
+        cls, candidate_id: int, proposal: Proposal, seed: int, status: Status, **figures: Any
+    ) -> Result:
+        """The result of evaluating ``proposal`` as candidate ``candidate_id``."""
+        return cls(
+            candidate_id=candidate_id,
+            genotype=proposal.genotype,
+            status=status,
+            seed=seed,
+            parent_id=proposal.parent_id,
+            mutation=proposal.mutation,
+            **figures,
+        )
 
     @property
     def feasible(self) -> bool:

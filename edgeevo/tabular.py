@@ -139,13 +139,11 @@ class TabularEvaluator:
                 f"candidate [{candidate_id}]: architecture {key!r} is not in table "
                 f"{str(self.table.path)!r}; expected a table that covers the search space"
             )
-        result = Result(
-            candidate_id=candidate_id,
-            genotype=proposal.genotype,
-            status="ok",
-            seed=seed,
-            parent_id=proposal.parent_id,
-            mutation=proposal.mutation,
+        result = Result.of(
+            candidate_id,
+            proposal,
+            seed,
+            "ok",
             latency_ms=row.latency_ms,
             latency_source=f"table:{self.table.latency_column}",
             profile=self.table.name,

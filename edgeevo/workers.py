@@ -339,15 +339,7 @@ class LocalExecutor:
 
 
 def _failed(task: _Task, error: str) -> Result:
-    return Result(
-        candidate_id=task.candidate_id,
-        genotype=task.proposal.genotype,
-        status="failed",
-        seed=task.seed,
-        parent_id=task.proposal.parent_id,
-        mutation=task.proposal.mutation,
-        error=error,
-    )
+    return Result.of(task.candidate_id, task.proposal, task.seed, "failed", error=error)
 
 
 def _exit_description(code: int | None) -> str:
